@@ -1,0 +1,102 @@
+// Command devenv runs throwaway infrastructure for Gatehouse's tests and its
+// one-host stack.
+//
+//	devenv test -- go test ./...   private Postgres and Redis for one command
+//	devenv run [-state .run]      the whole stack on http://localhost:8080
+//
+// Servers listen on free loopback ports only and are stopped (and, for test,
+// removed) when the command ends, also on Ctrl-C or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"gatehouse.dev/kit/testenv"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "test":
+		var code int
+		code, err = runTest(os.Args[2:])
+		if err == nil {
+			testenv.StopAll()
+			os.Exit(code)
+		}
+	case "run":
+		err = runStack(os.Args[2:])
+	default:
+		usage()
+	}
+	testenv.StopAll()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "devenv: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: devenv test -- CMD [ARGS...] | devenv run [-state DIR] [-bin DIR]")
+	os.Exit(2)
+}
+
+// runTest starts one Postgres and one Redis, runs the command with their
+// addresses in the environment and returns its exit code.
+func runTest(args []string) (int, error) {
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		usage()
+	}
+	fs := flag.NewFlagSet("test", flag.ExitOnError)
+	_ = fs.Parse(nil)
+	pg, stopPG, err := testenv.StartPostgres()
+	if err != nil {
+		return 0, err
+	}
+	defer stopPG()
+	rd, stopRedis, err := testenv.StartRedis()
+	if err != nil {
+		return 0, err
+	}
+	defer stopRedis()
+	fmt.Fprintf(os.Stderr, "devenv: postgres on 127.0.0.1:%d, redis on %s\n", pg.Port(), rd.Addr())
+
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(),
+		testenv.EnvPostgresURL+"="+pg.URL("postgres"),
+		testenv.EnvRedisAddr+"="+rd.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The terminal already sent SIGINT to the whole group; make sure a
+		// SIGTERM reaches the child too, then wait for it before cleaning up.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		err = <-done
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return max(ee.ExitCode(), 1), nil
+	}
+	return 0, err
+}

@@ -1,0 +1,140 @@
+// Package envconf reads environment variables into typed values and collects
+// every problem, so a service can report all of its configuration errors at
+// once. Reading has no side effects, and a secret's value never appears in an
+// error message.
+package envconf
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reader reads variables through Getenv. The zero value is not usable: set
+// Getenv (os.Getenv in production, a map lookup in tests).
+type Reader struct {
+	Getenv func(string) string
+	errs   []error
+}
+
+// New returns a Reader over getenv.
+func New(getenv func(string) string) *Reader { return &Reader{Getenv: getenv} }
+
+// Lookup returns the value of key and whether it is non-empty.
+func (r *Reader) Lookup(key string) (string, bool) {
+	v := strings.TrimSpace(r.Getenv(key))
+	return v, v != ""
+}
+
+// Fail records a problem with key; want says what form is expected.
+func (r *Reader) Fail(key, want string) {
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", key, want))
+}
+
+// Str returns key's value, or def when it is unset or empty.
+func (r *Reader) Str(key, def string) string {
+	if v, ok := r.Lookup(key); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns key's value and records an error when it is unset.
+func (r *Reader) Required(key string) string {
+	v, ok := r.Lookup(key)
+	if !ok {
+		r.Fail(key, "required but not set")
+	}
+	return v
+}
+
+// Secret returns key's raw value (untrimmed, so that whitespace in a secret
+// counts). When min > 0 and the value is shorter, it records an error that
+// names the length, never the value. required says whether an empty value is an
+// error.
+func (r *Reader) Secret(key string, min int, required bool) string {
+	v := r.Getenv(key)
+	switch {
+	case v == "" && required:
+		r.Fail(key, fmt.Sprintf("required but not set: want a random secret of at least %d bytes", min))
+	case v != "" && len(v) < min:
+		r.Fail(key, fmt.Sprintf("too short (%d bytes): want at least %d bytes", len(v), min))
+	}
+	return v
+}
+
+// Duration parses key as a Go duration (e.g. 15s); it must be positive.
+func (r *Reader) Duration(key string, def time.Duration) time.Duration {
+	v, ok := r.Lookup(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.Fail(key, fmt.Sprintf("%q: want a positive duration like 15s", v))
+		return def
+	}
+	return d
+}
+
+// NonNegDuration is Duration but also accepts 0 (e.g. "no drain delay").
+func (r *Reader) NonNegDuration(key string, def time.Duration) time.Duration {
+	v, ok := r.Lookup(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		r.Fail(key, fmt.Sprintf("%q: want a duration like 5s, or 0", v))
+		return def
+	}
+	return d
+}
+
+// Int parses key as an integer in [min, max].
+func (r *Reader) Int(key string, def, min, max int) int {
+	v, ok := r.Lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.Fail(key, fmt.Sprintf("%q: want an integer from %d to %d", v, min, max))
+		return def
+	}
+	return n
+}
+
+// URL parses key as an absolute URL with one of the given schemes. An unset
+// key yields def (which may be empty). The error never prints the URL, since a
+// database URL may carry a password.
+func (r *Reader) URL(key, def string, schemes ...string) string {
+	v, ok := r.Lookup(key)
+	if !ok {
+		v = def
+	}
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || !contains(schemes, u.Scheme) {
+		r.Fail(key, fmt.Sprintf("not a valid URL: want %s://host[:port]/...", strings.Join(schemes, "|")))
+		return ""
+	}
+	return v
+}
+
+// Err returns every recorded problem joined, or nil.
+func (r *Reader) Err() error { return errors.Join(r.errs...) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,135 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Lifecycle tells health handlers whether the service is shutting down. The
+// zero value is a running service.
+type Lifecycle struct{ draining atomic.Bool }
+
+// Draining reports whether shutdown has begun; /readyz then answers 503 so a
+// load balancer stops sending new work.
+func (l *Lifecycle) Draining() bool { return l.draining.Load() }
+
+// NewServer returns an http.Server with the timeouts every service wants:
+// a slow client cannot hold a connection open by trickling headers.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Healthz answers 200 while the process is alive.
+func Healthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// Readyz answers 200 when check (which may be nil) succeeds within two seconds
+// and the service is not draining, else 503 UNAVAILABLE.
+func Readyz(lc *Lifecycle, check func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if lc != nil && lc.Draining() {
+			WriteJSON(w, http.StatusServiceUnavailable, Errorf(http.StatusServiceUnavailable, "DRAINING", "Shutting down."))
+			return
+		}
+		if check != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := check(ctx); err != nil {
+				LogFrom(r.Context()).Warn("not ready", zap.Error(err))
+				WriteJSON(w, http.StatusServiceUnavailable, ErrUnavailable)
+				return
+			}
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// ServeConfig describes what Serve runs.
+type ServeConfig struct {
+	Log *zap.Logger
+	// Main is the public listener; Metrics (optional) serves /metrics.
+	Main, Metrics *http.Server
+	// Lifecycle is flipped to draining when ctx is cancelled.
+	Lifecycle *Lifecycle
+	// DrainDelay keeps serving (with /readyz at 503) after the signal, the
+	// time a Kubernetes endpoint removal takes to propagate.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the wait for in-flight requests.
+	ShutdownTimeout time.Duration
+}
+
+// Serve binds every listener (reporting a bind failure at once), serves until
+// ctx is done, then drains and shuts down gracefully: readiness off, wait
+// DrainDelay, stop accepting, finish in-flight requests within
+// ShutdownTimeout. It returns nil after a clean shutdown.
+func Serve(ctx context.Context, c ServeConfig) error {
+	servers := []*http.Server{c.Main}
+	if c.Metrics != nil {
+		servers = append(servers, c.Metrics)
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			for _, o := range servers {
+				_ = o.Close()
+			}
+			return fmt.Errorf("listen %s: %w", s.Addr, err)
+		}
+		c.Log.Info("listening", zap.String("addr", ln.Addr().String()))
+		go func(s *http.Server, ln net.Listener) {
+			if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(s, ln)
+	}
+	select {
+	case err := <-errc:
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return err
+	case <-ctx.Done():
+	}
+	if c.Lifecycle != nil {
+		c.Lifecycle.draining.Store(true)
+	}
+	c.Log.Info("shutting down", zap.Duration("drain_delay", c.DrainDelay), zap.Duration("timeout", c.ShutdownTimeout))
+	if c.DrainDelay > 0 {
+		time.Sleep(c.DrainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+			_ = s.Close()
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	c.Log.Info("stopped")
+	return nil
+}
