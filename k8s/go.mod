@@ -1,0 +1,3 @@
+module gatehouse.dev/k8s
+
+go 1.26.0
