@@ -17,11 +17,32 @@ import (
 // Getenv (os.Getenv in production, a map lookup in tests).
 type Reader struct {
 	Getenv func(string) string
-	errs   []error
+	// LookupEnv, when set, lets Disableable tell a variable set to "" from
+	// an unset one.
+	LookupEnv func(string) (string, bool)
+	errs      []error
 }
 
 // New returns a Reader over getenv.
 func New(getenv func(string) string) *Reader { return &Reader{Getenv: getenv} }
+
+// FromLookup returns a Reader over lookup (os.LookupEnv in production), so
+// that "set but empty" can mean "disabled".
+func FromLookup(lookup func(string) (string, bool)) *Reader {
+	return &Reader{LookupEnv: lookup, Getenv: func(k string) string { v, _ := lookup(k); return v }}
+}
+
+// Disableable returns def when key is unset and "" when it is set to the
+// empty string (SPEC: "empty disables"), else its value.
+func (r *Reader) Disableable(key, def string) string {
+	if r.LookupEnv != nil {
+		if v, ok := r.LookupEnv(key); ok {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	return r.Str(key, def)
+}
 
 // Lookup returns the value of key and whether it is non-empty.
 func (r *Reader) Lookup(key string) (string, bool) {

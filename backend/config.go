@@ -1,0 +1,40 @@
+package main
+
+import (
+	"time"
+
+	"gatehouse.dev/kit/envconf"
+)
+
+// config is everything the backend reads from its environment.
+type config struct {
+	Addr            string
+	MetricsAddr     string // empty: no metrics listener
+	DatabaseURL     string
+	LogLevel        string
+	MaxDBConns      int
+	RequestTimeout  time.Duration // per-request bound on database work
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// loadConfig reads the environment and reports every problem at once.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	e := envconf.FromLookup(lookup)
+	cfg := config{
+		Addr:            e.Str("BACKEND_ADDR", "127.0.0.1:8081"),
+		MetricsAddr:     e.Disableable("BACKEND_METRICS_ADDR", ":9091"),
+		DatabaseURL:     e.URL("DATABASE_URL", "", "postgres", "postgresql"),
+		LogLevel:        e.Str("LOG_LEVEL", "info"),
+		MaxDBConns:      e.Int("DB_MAX_CONNS", 20, 1, 1000),
+		RequestTimeout:  e.Duration("REQUEST_TIMEOUT", 5*time.Second),
+		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	if cfg.DatabaseURL == "" {
+		if _, ok := e.Lookup("DATABASE_URL"); !ok {
+			e.Fail("DATABASE_URL", "required but not set: want postgres://user:password@host:5432/db")
+		}
+	}
+	return cfg, e.Err()
+}

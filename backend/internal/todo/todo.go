@@ -1,0 +1,97 @@
+// Package todo is the user-scoped todo store. The root Store has no query
+// methods: callers must ask for a UserStore for one user, and every query a
+// UserStore builds is filtered by that user, so an unscoped query cannot be
+// written by accident outside this package.
+package todo
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+)
+
+// UserID identifies the owner of a todo. The zero value is never a valid user.
+type UserID string
+
+// IsZero reports whether u is the empty (invalid) user.
+func (u UserID) IsZero() bool { return u == "" }
+
+// ErrInvalidUserID is returned by ParseUserID.
+var ErrInvalidUserID = errors.New("todo: user id must be 1-128 printable ASCII characters without spaces or commas")
+
+// ParseUserID checks the proxy's X-User-ID value: 1–128 printable ASCII
+// characters, no spaces or commas (a comma would let a header list smuggle a
+// second identity).
+func ParseUserID(s string) (UserID, error) {
+	if len(s) == 0 || len(s) > 128 {
+		return "", ErrInvalidUserID
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' || c == ',' {
+			return "", ErrInvalidUserID
+		}
+	}
+	return UserID(s), nil
+}
+
+// ErrNotFound is returned for a missing todo and for another user's todo
+// alike, so an ID tells nobody whether it exists.
+var ErrNotFound = errors.New("todo: not found")
+
+// MaxTitle is the longest title, in characters.
+const MaxTitle = 500
+
+// TitleError says why a title is invalid; its message is safe for clients.
+type TitleError struct{ Reason string }
+
+func (e *TitleError) Error() string { return e.Reason }
+
+// CleanTitle trims s and checks it is 1–500 characters of valid UTF-8.
+func CleanTitle(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", &TitleError{"title must be valid UTF-8"}
+	}
+	s = strings.TrimSpace(s)
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return "", &TitleError{"title must not be empty"}
+	case n > MaxTitle:
+		return "", &TitleError{"title must be at most 500 characters"}
+	}
+	if strings.ContainsRune(s, 0) {
+		return "", &TitleError{"title must not contain NUL characters"}
+	}
+	return s, nil
+}
+
+// Todo is one item. JSON times are RFC 3339 UTC with milliseconds.
+type Todo struct {
+	bun.BaseModel `bun:"table:todos,alias:t"`
+
+	ID        int64     `bun:"id,pk,autoincrement"`
+	UserID    UserID    `bun:"user_id,notnull"`
+	Title     string    `bun:"title,notnull"`
+	Completed bool      `bun:"completed,notnull"`
+	CreatedAt time.Time `bun:"created_at,notnull,default:now()"`
+	UpdatedAt time.Time `bun:"updated_at,notnull,default:now()"`
+}
+
+// TimeFormat is RFC 3339 with exactly three fractional digits.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the wire form of a todo.
+func (t Todo) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID        int64  `json:"id"`
+		Title     string `json:"title"`
+		Completed bool   `json:"completed"`
+		UserID    UserID `json:"user_id"`
+		CreatedAt string `json:"created_at"`
+		UpdatedAt string `json:"updated_at"`
+	}{t.ID, t.Title, t.Completed, t.UserID,
+		t.CreatedAt.UTC().Format(TimeFormat), t.UpdatedAt.UTC().Format(TimeFormat)})
+}

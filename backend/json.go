@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// maxBody is the largest request body accepted (SPEC: over 64 KiB is 413).
+const maxBody = 64 << 10
+
+// optional is a JSON field that may be absent but, when present, must not be
+// null: `"title": null` is a wrong type, not "leave unchanged".
+type optional[T any] struct {
+	Set bool
+	Val T
+}
+
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return errNull
+	}
+	o.Set = true
+	return json.Unmarshal(b, &o.Val)
+}
+
+var errNull = errors.New("null")
+
+// decode reads one JSON object into v: JSON content type, at most maxBody
+// bytes, valid UTF-8, no unknown fields, nothing after the object. Every
+// failure is an *httpx.Error with a message safe to show.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return httpx.Errorf(http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json.")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return httpx.Errorf(http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "Request body must be at most 64 KiB.")
+		}
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_BODY", "Could not read the request body.")
+	}
+	// encoding/json silently replaces invalid UTF-8 with U+FFFD; refuse it
+	// instead of storing something the client did not send.
+	if !utf8.Valid(body) {
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_UTF8", "Request body must be valid UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_JSON", "Request body must hold a single JSON object.")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a client-safe 400.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_JSON", "Request body is empty; want a JSON object.")
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_JSON", "Request body is not valid JSON.")
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return httpx.Errorf(http.StatusBadRequest, "INVALID_JSON", "Request body must be a JSON object.")
+		}
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_TYPE", fmt.Sprintf("Field %q must be a %s.", te.Field, jsonKind(te.Type.Kind().String())))
+	case errors.Is(err, errNull):
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_TYPE", "Fields must not be null.")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return httpx.Errorf(http.StatusBadRequest, "UNKNOWN_FIELD", "Unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
+	}
+	return httpx.Errorf(http.StatusBadRequest, "INVALID_JSON", "Request body is not valid JSON.")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "bool":
+		return "boolean"
+	case "string":
+		return "string"
+	case "int", "int64", "float64":
+		return "number"
+	}
+	return k
+}

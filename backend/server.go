@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/signal"
+	"syscall"
+
+	"github.com/uptrace/bun"
+	"go.uber.org/zap"
+
+	"gatehouse.dev/backend/internal/todo"
+	"gatehouse.dev/backend/internal/todo/migrations"
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/logging"
+	"gatehouse.dev/kit/pgdb"
+)
+
+// run is the whole program; main only calls it. It returns when ctx is
+// cancelled or SIGINT/SIGTERM arrives, after a graceful shutdown.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, "backend")
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db, err := pgdb.Open(cfg.DatabaseURL, pgdb.Options{MaxOpenConns: cfg.MaxDBConns})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := pgdb.Migrate(ctx, db, migrations.FS, "backend", log); err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q (want no arguments, or migrate)", args[0])
+		}
+	}
+
+	lc := &httpx.Lifecycle{}
+	metrics := httpx.NewMetrics("backend")
+	handler := newServer(log, metrics, db, lc, cfg)
+	sc := httpx.ServeConfig{
+		Log:             log,
+		Main:            httpx.NewServer(cfg.Addr, handler),
+		Lifecycle:       lc,
+		DrainDelay:      cfg.DrainDelay,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}
+	if cfg.MetricsAddr != "" {
+		sc.Metrics = httpx.NewServer(cfg.MetricsAddr, metrics.Handler())
+	}
+	return httpx.Serve(ctx, sc)
+}
+
+// newServer wires the API: routes inside, then the shared observation stack
+// (request ID, access log, panic recovery, metrics) outside.
+func newServer(log *zap.Logger, m *httpx.Metrics, db *bun.DB, lc *httpx.Lifecycle, cfg config) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, todo.NewStore(db), lc, func(ctx context.Context) error { return db.PingContext(ctx) }, cfg.RequestTimeout)
+	return httpx.Observe(log, m, mux)
+}
+
+// storeError maps store and database errors to what a client may learn.
+func storeError(err error) error {
+	var te *todo.TitleError
+	switch {
+	case errors.Is(err, todo.ErrNotFound):
+		return httpx.Errorf(http.StatusNotFound, "TODO_NOT_FOUND", "No todo with that id.")
+	case errors.As(err, &te):
+		return httpx.Errorf(http.StatusBadRequest, "INVALID_TITLE", upperFirst(te.Reason)+".")
+	case pgdb.Unavailable(err):
+		return httpx.ErrUnavailable
+	}
+	return err
+}
+
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
