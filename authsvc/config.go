@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"gatehouse.dev/authsvc/internal/password"
+	"gatehouse.dev/kit/envconf"
+)
+
+// config is everything authsvc reads from its environment (SPEC.md,
+// "Configuration"), checked once, with every problem reported together.
+type config struct {
+	LogLevel        string
+	Addr            string
+	MetricsAddr     string // "" disables the metrics listener
+	DatabaseURL     string
+	BaseURL         string // AUTH_BASE_URL without a trailing slash: iss and aud
+	Secure          bool   // AUTH_BASE_URL is https: __Secure- cookies
+	AuthSecret      string
+	JWTSecret       string
+	JWTTTL          time.Duration
+	SessionTTL      time.Duration
+	CookiePrefix    string
+	TrustedOrigins  []string // origins (scheme://host[:port]), lower-case
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+	DBTimeout       time.Duration // per database call, so nothing hangs when Postgres is down
+
+	PrivateKeyFile     string        // JWT_PRIVATE_KEY_FILE: PEM PKCS#8 Ed25519
+	KeyActivationDelay time.Duration // a rotated key signs only after this
+	KeyReloadInterval  time.Duration // replicas re-read stored keys this often
+
+	Password        password.Params
+	HashConcurrency int
+}
+
+// disabled are the values of AUTHSVC_METRICS_ADDR that turn the listener
+// off. SPEC.md says "empty disables", but a getenv function cannot tell
+// empty from unset, so these spellings stand in for it.
+var disabled = map[string]bool{"off": true, "none": true, "disabled": true, "-": true}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	e := envconf.New(getenv)
+	c := config{
+		LogLevel:        e.Str("LOG_LEVEL", "info"),
+		Addr:            e.Str("AUTHSVC_ADDR", ":8082"),
+		MetricsAddr:     e.Str("AUTHSVC_METRICS_ADDR", ":9092"),
+		DatabaseURL:     e.URL("DATABASE_URL", "", "postgres", "postgresql"),
+		AuthSecret:      e.Secret("AUTH_SECRET", 32, true),
+		JWTSecret:       e.Secret("JWT_SECRET", 32, false),
+		JWTTTL:          e.Duration("JWT_TTL", 15*time.Minute),
+		SessionTTL:      e.Duration("SESSION_TTL", 168*time.Hour),
+		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", "better-auth"),
+		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		DBTimeout:       e.Duration("DB_TIMEOUT", 3*time.Second),
+
+		PrivateKeyFile:     e.Str("JWT_PRIVATE_KEY_FILE", ""),
+		KeyActivationDelay: e.NonNegDuration("KEY_ACTIVATION_DELAY", 10*time.Minute),
+		KeyReloadInterval:  e.Duration("KEY_RELOAD_INTERVAL", 30*time.Second),
+
+		Password: password.Params{
+			Memory:      uint32(e.Int("PASSWORD_HASH_MEMORY_KIB", int(password.DefaultParams.Memory), 1024, 4<<20)),
+			Iterations:  uint32(e.Int("PASSWORD_HASH_ITERATIONS", int(password.DefaultParams.Iterations), 1, 64)),
+			Parallelism: uint8(e.Int("PASSWORD_HASH_PARALLELISM", int(password.DefaultParams.Parallelism), 1, 255)),
+			SaltLen:     password.DefaultParams.SaltLen,
+			KeyLen:      password.DefaultParams.KeyLen,
+		},
+		// Each argon2id run holds Memory; more runs than cores only queue on
+		// the CPU while holding memory, so the bound defaults to GOMAXPROCS.
+		HashConcurrency: e.Int("PASSWORD_HASH_CONCURRENCY", min(max(runtime.GOMAXPROCS(0), 1), 8), 1, 256),
+	}
+	if _, ok := e.Lookup("DATABASE_URL"); !ok {
+		e.Fail("DATABASE_URL", "required but not set: want postgres://user:pass@host:port/db")
+	}
+	if disabled[strings.ToLower(c.MetricsAddr)] {
+		c.MetricsAddr = ""
+	}
+
+	base := e.URL("AUTH_BASE_URL", "http://localhost:8080", "http", "https")
+	if base != "" {
+		u, _ := url.Parse(base)
+		c.BaseURL = strings.TrimSuffix(base, "/")
+		c.Secure = u.Scheme == "https"
+	}
+	if !validCookieName(c.CookiePrefix) {
+		e.Fail("AUTH_COOKIE_PREFIX", fmt.Sprintf("%q: want letters, digits, '.', '_' or '-'", c.CookiePrefix))
+	}
+	if c.JWTTTL > 24*time.Hour {
+		e.Fail("JWT_TTL", "want at most 24h: access tokens cannot be revoked")
+	}
+	if c.SessionTTL > 400*24*time.Hour {
+		e.Fail("SESSION_TTL", "want at most 9600h: browsers cap cookies at 400 days")
+	}
+
+	if v, ok := e.Lookup("TRUSTED_ORIGINS"); ok {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
+			}
+			origin, ok := parseOrigin(o)
+			if !ok {
+				e.Fail("TRUSTED_ORIGINS", fmt.Sprintf("%q: want comma-separated origins like https://app.example.com", o))
+				continue
+			}
+			c.TrustedOrigins = append(c.TrustedOrigins, origin)
+		}
+	} else if c.BaseURL != "" {
+		origin, _ := parseOrigin(c.BaseURL)
+		c.TrustedOrigins = []string{origin}
+	}
+	return c, e.Err()
+}
+
+// parseOrigin returns scheme://host[:port] of s, lower-cased, when s is an
+// absolute http(s) URL.
+func parseOrigin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", false
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), true
+}
+
+func validCookieName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

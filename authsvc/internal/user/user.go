@@ -1,0 +1,83 @@
+// Package user stores accounts: a profile and an argon2id password hash.
+// Emails are unique regardless of letter case (a unique index on lower(email)).
+package user
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
+)
+
+var (
+	// ErrNotFound means no user has that id or email.
+	ErrNotFound = errors.New("user: not found")
+	// ErrEmailTaken means another account already uses the email.
+	ErrEmailTaken = errors.New("user: email already registered")
+)
+
+// User is one account. PasswordHash never leaves the server.
+type User struct {
+	bun.BaseModel `bun:"table:users"`
+
+	ID            string    `bun:"id,pk"`
+	Name          string    `bun:"name,notnull"`
+	Email         string    `bun:"email,notnull"`
+	EmailVerified bool      `bun:"email_verified,notnull"`
+	Image         *string   `bun:"image"`
+	PasswordHash  string    `bun:"password_hash,notnull"`
+	CreatedAt     time.Time `bun:"created_at,notnull"`
+	UpdatedAt     time.Time `bun:"updated_at,notnull"`
+}
+
+// Store reads and writes users.
+type Store struct{ db bun.IDB }
+
+// NewStore returns a Store over db.
+func NewStore(db bun.IDB) *Store { return &Store{db: db} }
+
+// Create inserts u, setting its timestamps; ErrEmailTaken when the email
+// (in any letter case) is already registered.
+func (s *Store) Create(ctx context.Context, u *User) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	u.CreatedAt, u.UpdatedAt = now, now
+	_, err := s.db.NewInsert().Model(u).Exec(ctx)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		return ErrEmailTaken
+	}
+	return err
+}
+
+// ByEmail finds a user by email, ignoring letter case.
+func (s *Store) ByEmail(ctx context.Context, email string) (*User, error) {
+	return s.one(ctx, "lower(email) = lower(?)", email)
+}
+
+// ByID finds a user by id.
+func (s *Store) ByID(ctx context.Context, id string) (*User, error) {
+	return s.one(ctx, "id = ?", id)
+}
+
+func (s *Store) one(ctx context.Context, where string, arg any) (*User, error) {
+	u := new(User)
+	err := s.db.NewSelect().Model(u).Where(where, arg).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// SetPasswordHash replaces a user's hash, e.g. after the parameters changed.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	_, err := s.db.NewUpdate().Model((*User)(nil)).
+		Set("password_hash = ?", hash).Set("updated_at = ?", time.Now().UTC()).
+		Where("id = ?", id).Exec(ctx)
+	return err
+}

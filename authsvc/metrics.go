@@ -1,0 +1,60 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse.dev/authsvc/internal/password"
+)
+
+// authMetrics are authsvc's own counters, next to httpx's request metrics.
+type authMetrics struct {
+	reg      *prometheus.Registry
+	signUps  *prometheus.CounterVec
+	signIns  *prometheus.CounterVec
+	tokens   prometheus.Counter
+	hashWork prometheus.Histogram
+	hashWait prometheus.Histogram
+}
+
+func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
+	buckets := []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &authMetrics{
+		reg: reg,
+		signUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "sign_ups_total",
+			Help: "Sign-up attempts by outcome (created, exists, invalid, error).",
+		}, []string{"outcome"}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "sign_ins_total",
+			Help: "Sign-in attempts by outcome (success, invalid_credentials, invalid, error).",
+		}, []string{"outcome"}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "jwts_issued_total", Help: "Access tokens (JWTs) issued.",
+		}),
+		hashWork: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "authsvc", Name: "password_hash_seconds",
+			Help: "Time spent in one argon2id run.", Buckets: buckets,
+		}),
+		hashWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "authsvc", Name: "password_hash_wait_seconds",
+			Help: "Time spent waiting for a hashing slot (the concurrency bound).", Buckets: buckets,
+		}),
+	}
+	reg.MustRegister(m.signUps, m.signIns, m.tokens, m.hashWork, m.hashWait)
+	return m
+}
+
+func (m *authMetrics) observeHash(wait, work time.Duration) {
+	m.hashWait.Observe(wait.Seconds())
+	m.hashWork.Observe(work.Seconds())
+}
+
+// watchQueue exports the number of requests waiting to hash.
+func (m *authMetrics) watchQueue(h *password.Hasher) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "authsvc", Name: "password_hash_queue_depth",
+		Help: "Requests waiting for a password hashing slot.",
+	}, func() float64 { return float64(h.QueueDepth()) }))
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"net/http"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// addRoutes is authsvc's whole API (SPEC.md, authsvc): Better Auth's
+// email-and-password endpoints and its JWT plugin's /token and /jwks.
+func addRoutes(mux *http.ServeMux, d *deps, lc *httpx.Lifecycle) {
+	guard := newOriginGuard(d.cfg) // CSRF: Origin checks on cookie-bearing or login POSTs
+	mux.Handle("POST /api/auth/sign-up/email", guard.login(handleSignUpEmail(d, guard)))
+	mux.Handle("POST /api/auth/sign-in/email", guard.login(handleSignInEmail(d, guard)))
+	mux.Handle("GET /api/auth/get-session", handleSessionGet(d))
+	mux.Handle("GET /api/auth/token", handleTokenGet(d))
+	mux.Handle("POST /api/auth/sign-out", guard.cookies(handleSignOut(d)))
+	mux.Handle("GET /api/auth/jwks", handleJWKS(d.keys))
+	mux.Handle("GET /api/auth/ok", handleOK())
+
+	mux.Handle("GET /healthz", httpx.Healthz())
+	mux.Handle("GET /readyz", httpx.Readyz(lc, d.db.PingContext))
+	mux.Handle("/", httpx.NotFoundHandler())
+
+	// The same paths with any other method: a JSON 405 (a method-less
+	// pattern is less specific than "POST /path", so it only gets the rest).
+	for path, allow := range map[string]string{
+		"/api/auth/sign-up/email": "POST", "/api/auth/sign-in/email": "POST",
+		"/api/auth/sign-out": "POST", "/api/auth/get-session": "GET, HEAD",
+		"/api/auth/token": "GET, HEAD", "/api/auth/jwks": "GET, HEAD", "/api/auth/ok": "GET, HEAD",
+		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD",
+	} {
+		mux.Handle(path, methodNotAllowed(allow))
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun"
+	"go.uber.org/zap"
+
+	"gatehouse.dev/authsvc/internal/keys"
+	"gatehouse.dev/authsvc/internal/password"
+	"gatehouse.dev/authsvc/internal/session"
+	"gatehouse.dev/authsvc/internal/user"
+	"gatehouse.dev/authsvc/migrations"
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/logging"
+	"gatehouse.dev/kit/pgdb"
+)
+
+// keyMargin is added to JWT_TTL before a superseded key leaves the JWKS:
+// it covers the proxies' leeway (30s) and clock skew between replicas.
+const keyMargin = 5 * time.Minute
+
+// run is the whole program: `authsvc` serves, `authsvc keys rotate` rotates
+// the signing key. It returns when ctx ends or SIGINT/SIGTERM arrives.
+func run(ctx context.Context, getenv func(string) string, stderr io.Writer, args []string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, "authsvc")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var cmd []string
+	if len(args) > 1 {
+		cmd = args[1:]
+	}
+	switch {
+	case len(cmd) == 0:
+	case len(cmd) == 2 && cmd[0] == "keys" && cmd[1] == "rotate":
+		return runKeysRotate(ctx, cfg, log, stderr)
+	default:
+		return fmt.Errorf("unknown command %q: want no arguments (serve) or \"keys rotate\"", cmd)
+	}
+
+	db, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	metrics := httpx.NewMetrics("authsvc")
+	m := newAuthMetrics(metrics.Registry)
+	hasher, err := password.New(cfg.Password, cfg.HashConcurrency, password.Observer{Hashed: m.observeHash})
+	if err != nil {
+		return err
+	}
+	m.watchQueue(hasher)
+	if cfg.Password.Weak() {
+		log.Warn("password hashing parameters are below OWASP's minimum (m=19456 KiB, t=2, p=1); use only in tests",
+			zap.Uint32("memory_kib", cfg.Password.Memory), zap.Uint32("iterations", cfg.Password.Iterations))
+	}
+	ks, err := openKeys(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	go ks.Run(ctx, cfg.KeyReloadInterval)
+	go sweepSessions(ctx, db, log)
+
+	lc := &httpx.Lifecycle{}
+	d := &deps{
+		cfg: cfg, db: db, hasher: hasher, keys: ks, metrics: m,
+		cookies: newCookieJar(cfg),
+	}
+	h := newServer(log, metrics, lc, d)
+	sc := httpx.ServeConfig{
+		Log: log, Main: httpx.NewServer(cfg.Addr, h), Lifecycle: lc,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+	}
+	if cfg.MetricsAddr != "" {
+		sc.Metrics = httpx.NewServer(cfg.MetricsAddr, metrics.Handler())
+	}
+	log.Info("starting", zap.String("jwt_alg", ks.Alg()), zap.String("base_url", cfg.BaseURL),
+		zap.Strings("trusted_origins", cfg.TrustedOrigins))
+	return httpx.Serve(ctx, sc)
+}
+
+// openDB opens Postgres and applies the embedded migrations (under kit's
+// advisory lock, so replicas may start together).
+func openDB(ctx context.Context, cfg config, log *zap.Logger) (*bun.DB, error) {
+	db, err := pgdb.Open(cfg.DatabaseURL, pgdb.Options{})
+	if err != nil {
+		return nil, err
+	}
+	mctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := pgdb.Migrate(mctx, db, migrations.FS, "authsvc", log); err != nil {
+		db.Close()
+		if pgdb.Unavailable(err) {
+			return nil, fmt.Errorf("DATABASE_URL: database unreachable: %w", err)
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
+// openKeys loads the signing keys, honouring JWT_SECRET (HS256) and
+// JWT_PRIVATE_KEY_FILE (a fixed Ed25519 key).
+func openKeys(ctx context.Context, cfg config, db *bun.DB, log *zap.Logger) (*keys.Set, error) {
+	opt := keys.Options{
+		DB: db, AuthSecret: cfg.AuthSecret, HMACSecret: cfg.JWTSecret,
+		TokenTTL: cfg.JWTTTL, Margin: keyMargin, Log: log,
+	}
+	if cfg.PrivateKeyFile != "" && cfg.JWTSecret == "" {
+		b, err := os.ReadFile(cfg.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PRIVATE_KEY_FILE: cannot read: %w", errors.Unwrap(err))
+		}
+		if opt.FileKey, err = keys.ParsePrivateKeyPEM(b); err != nil {
+			return nil, fmt.Errorf("JWT_PRIVATE_KEY_FILE: %w", err)
+		}
+	}
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return keys.Open(kctx, opt)
+}
+
+// runKeysRotate implements `authsvc keys rotate`.
+func runKeysRotate(ctx context.Context, cfg config, log *zap.Logger, out io.Writer) error {
+	if cfg.JWTSecret != "" {
+		return errors.New("keys rotate: JWT_SECRET is set, so tokens are HS256: rotate by changing JWT_SECRET on authsvc and the proxy")
+	}
+	db, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rot, err := keys.Rotate(ctx, db, cfg.AuthSecret, cfg.KeyActivationDelay, cfg.JWTTTL, keyMargin)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	log.Info("signing key rotated: published now, signs from activates_at",
+		zap.String("kid", rot.KID), zap.Time("activates_at", rot.ActivatesAt), zap.Strings("pruned", rot.Pruned))
+	_, err = fmt.Fprintf(out, "new signing key %s: in the JWKS now, signs from %s; pruned %d expired key(s)\n",
+		rot.KID, rot.ActivatesAt.Format(time.RFC3339), len(rot.Pruned))
+	return err
+}
+
+// sweepSessions deletes expired sessions hourly; lookups already ignore them.
+func sweepSessions(ctx context.Context, db *bun.DB, log *zap.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := session.NewStore(db, session.Options{}).DeleteExpired(sctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Warn("deleting expired sessions failed", zap.Error(err))
+			} else if n > 0 {
+				log.Info("deleted expired sessions", zap.Int64("count", n))
+			}
+		}
+	}
+}
+
+// deps is what the handlers share.
+type deps struct {
+	cfg     config
+	db      *bun.DB
+	hasher  *password.Hasher
+	keys    *keys.Set
+	metrics *authMetrics
+	cookies *cookieJar
+}
+
+func (d *deps) users(db bun.IDB) *user.Store { return user.NewStore(db) }
+
+func (d *deps) sessions(db bun.IDB) *session.Store {
+	return session.NewStore(db, session.Options{TTL: d.cfg.SessionTTL})
+}
+
+// hashCtx bounds the wait for a password hashing slot: under a flood the
+// queue answers 503 rather than holding requests (and memory) for minutes.
+func (d *deps) hashCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 10*time.Second)
+}
+
+// dbCtx bounds one database round trip, so a dead Postgres answers 503
+// quickly instead of hanging the request.
+func (d *deps) dbCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.cfg.DBTimeout)
+}
