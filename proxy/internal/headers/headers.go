@@ -1,0 +1,121 @@
+// Package headers implements the proxy's header hygiene: inbound identity and
+// forwarding headers are removed in every spelling before the proxy sets its
+// own, and the access token never reaches the backend.
+package headers
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Headers the proxy sets on every forwarded request (canonical forms).
+const (
+	UserID          = "X-User-Id"
+	ForwardedFor    = "X-Forwarded-For"
+	ForwardedProto  = "X-Forwarded-Proto"
+	ForwardedHost   = "X-Forwarded-Host"
+	RequestID       = "X-Request-Id"
+	Authorization   = "Authorization"
+	Cookie          = "Cookie"
+	headerUserIDLow = "x-user-id"
+)
+
+// strippedExact are removed when a header's name, lower-cased with '_' read
+// as '-', equals one of them. Besides SPEC's list this covers the other names
+// that frameworks take as the client's address or the original URL.
+var strippedExact = map[string]bool{
+	headerUserIDLow: true, "forwarded": true, "x-real-ip": true, "x-remote-user": true,
+	"remote-user": true, "x-request-id": true, "x-original-url": true, "x-original-uri": true,
+	"x-rewrite-url": true, "x-client-ip": true, "client-ip": true, "true-client-ip": true,
+	"x-cluster-client-ip": true, "cf-connecting-ip": true, "fastly-client-ip": true,
+	"x-remote-addr": true, "x-originating-ip": true, "x-host": true,
+}
+
+// strippedPrefixes are removed when the normalised name starts with them.
+var strippedPrefixes = []string{"x-user-", "x-auth-", "x-forwarded-", "x-remote-"}
+
+// Spoofable reports whether name is an identity or forwarding header that
+// only the proxy may set. Letter case does not matter and '_' counts as '-',
+// since some servers (and CGI) treat X_User_Id as X-User-Id.
+func Spoofable(name string) bool {
+	n := normalise(name)
+	if strippedExact[n] {
+		return true
+	}
+	for _, p := range strippedPrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalise(name string) string {
+	// Fast path: most headers need no change beyond lower-casing, which
+	// strings.ToLower does without allocating for already-lower input.
+	n := strings.ToLower(strings.TrimSpace(name))
+	if strings.IndexByte(n, '_') >= 0 {
+		n = strings.ReplaceAll(n, "_", "-")
+	}
+	return n
+}
+
+// StripInbound deletes every Spoofable header from h, whatever the case of
+// its key and however many values it has.
+func StripInbound(h http.Header) {
+	for k := range h {
+		if Spoofable(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// RemoveCookies drops the cookies named in names from every Cookie header of
+// h and joins what remains into a single Cookie header (RFC 6265 §5.4: one
+// line), keeping the other cookies byte for byte. No Cookie header remains
+// when nothing is left.
+func RemoveCookies(h http.Header, names []string) {
+	var kept []string
+	found := false
+	for k, vs := range h {
+		if !strings.EqualFold(k, Cookie) {
+			continue
+		}
+		found = true
+		delete(h, k)
+		for _, line := range vs {
+			for part := range strings.SplitSeq(line, ";") {
+				part = strings.TrimSpace(part)
+				if part == "" {
+					continue
+				}
+				name, _, _ := strings.Cut(part, "=")
+				if contains(names, strings.TrimSpace(name)) {
+					continue
+				}
+				kept = append(kept, part)
+			}
+		}
+	}
+	if found && len(kept) > 0 {
+		h[Cookie] = []string{strings.Join(kept, "; ")}
+	}
+}
+
+// DeleteAnyCase deletes every key of h equal to name in any letter case.
+func DeleteAnyCase(h http.Header, name string) {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

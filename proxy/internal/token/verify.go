@@ -1,0 +1,268 @@
+package token
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Algorithms accepted. JWKS keys sign with the asymmetric ones; the shared
+// secret only with HS256. Which key type each one needs is pinned in keyFor.
+const (
+	AlgEdDSA = "EdDSA"
+	AlgES256 = "ES256"
+	AlgRS256 = "RS256"
+	AlgPS256 = "PS256"
+	AlgHS256 = "HS256"
+)
+
+// forbiddenHeaders are JOSE header parameters that would let a token name its
+// own key or key location (RFC 7515 §4.1.2–4.1.6) or demand extensions we do
+// not implement (crit, §4.1.11). A token carrying any of them is rejected
+// before any key lookup, so nothing is ever fetched on a token's say-so.
+var forbiddenHeaders = []string{"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit"}
+
+// minRSABits rejects toy RSA keys even if the JWKS publishes one.
+const minRSABits = 2048
+
+// Config configures a Verifier. At least one of Secret and JWKSURL must be set.
+type Config struct {
+	// Secret, when non-empty, verifies HS256 tokens. It should be 32+ bytes.
+	Secret []byte
+	// JWKSURL, when non-empty, is fetched for EdDSA/ES256/RS256/PS256 keys.
+	JWKSURL string
+	// Issuer and Audience, when non-empty, must match iss and aud.
+	Issuer, Audience string
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// JWKS fetching and caching; zero values take the production defaults.
+	JWKS JWKSConfig
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Claims are the verified claims the proxy uses.
+type Claims struct {
+	jwt.RegisteredClaims
+}
+
+// Verifier verifies access tokens. It is safe for concurrent use.
+type Verifier struct {
+	secret []byte
+	jwks   *keySet // nil when JWKS is disabled
+	parser *jwt.Parser
+	algs   []string
+}
+
+// NewVerifier returns a Verifier. With a JWKS URL it starts loading the key
+// set in the background (retrying until it succeeds, then refreshing), so it
+// never blocks start-up on the JWKS endpoint; ctx ends that work.
+func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
+	if len(c.Secret) == 0 && c.JWKSURL == "" {
+		return nil, errors.New("token: neither a JWKS URL nor an HS256 secret is configured")
+	}
+	v := &Verifier{}
+	if len(c.Secret) > 0 {
+		v.secret = append([]byte(nil), c.Secret...)
+		v.algs = append(v.algs, AlgHS256)
+	}
+	if c.JWKSURL != "" {
+		ks, err := newKeySet(ctx, c.JWKSURL, c.JWKS)
+		if err != nil {
+			return nil, err
+		}
+		v.jwks = ks
+		v.algs = append(v.algs, AlgEdDSA, AlgES256, AlgRS256, AlgPS256)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(v.algs), // never trust the token's own alg
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(c.Leeway),
+	}
+	if c.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(c.Issuer))
+	}
+	if c.Audience != "" {
+		opts = append(opts, jwt.WithAudience(c.Audience)) // aud may be a string or an array
+	}
+	if c.Now != nil {
+		opts = append(opts, jwt.WithTimeFunc(c.Now))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// KeysReady reports whether some key is available: the HS256 secret is set or
+// the JWKS has loaded at least once.
+func (v *Verifier) KeysReady() bool {
+	return v.secret != nil || (v.jwks != nil && v.jwks.loaded())
+}
+
+// JWKSLoaded reports whether the JWKS has loaded at least once (false when
+// JWKS is disabled).
+func (v *Verifier) JWKSLoaded() bool { return v.jwks != nil && v.jwks.loaded() }
+
+// Verify checks raw and returns its claims, or an *Error with the reason.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if len(raw) > MaxTokenBytes {
+		return nil, fail(ReasonTooLarge, nil)
+	}
+	if !compactJWS(raw) {
+		return nil, fail(ReasonMalformed, errors.New("not a compact JWS"))
+	}
+	var c Claims
+	tok, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))
+	if err != nil {
+		return nil, v.classify(tok, err)
+	}
+	if !ValidSubject(c.Subject) {
+		if c.Subject == "" {
+			return nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
+		}
+		return nil, fail(ReasonBadSubject, nil)
+	}
+	return &c, nil
+}
+
+// keyFor returns the key for a token whose alg already passed
+// WithValidMethods, pinning each algorithm to one key type so that no key can
+// be used with another algorithm (the classic HS256-with-the-RSA-public-key
+// confusion, or RS256 vs PS256 on a key published for one of them).
+func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		for _, h := range forbiddenHeaders {
+			if _, ok := t.Header[h]; ok {
+				return nil, fail(ReasonForbiddenHeader, fmt.Errorf("header parameter %q", h))
+			}
+		}
+		alg := t.Method.Alg()
+		if alg == AlgHS256 {
+			return v.secret, nil // WithValidMethods admits HS256 only when a secret is set
+		}
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, fail(ReasonUnknownKID, errors.New("no kid"))
+		}
+		key, err := v.jwks.key(ctx, kid, alg)
+		if err != nil {
+			return nil, err
+		}
+		if !keyFits(alg, key) {
+			return nil, fail(ReasonBadAlg, fmt.Errorf("alg %s does not fit the key with that kid", alg))
+		}
+		return key, nil
+	}
+}
+
+func keyFits(alg string, key any) bool {
+	switch k := key.(type) {
+	case ed25519.PublicKey:
+		return alg == AlgEdDSA && len(k) == ed25519.PublicKeySize
+	case *ecdsa.PublicKey:
+		return alg == AlgES256 && k.Curve == elliptic.P256()
+	case *rsa.PublicKey:
+		return (alg == AlgRS256 || alg == AlgPS256) && k.N.BitLen() >= minRSABits
+	}
+	return false
+}
+
+// classify maps a jwt error to a Reason.
+func (v *Verifier) classify(tok *jwt.Token, err error) error {
+	var te *Error
+	if errors.As(err, &te) {
+		return te // from keyFor
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return fail(ReasonMalformed, err)
+	case tok != nil && !v.algAllowed(tok.Header["alg"]):
+		return fail(ReasonBadAlg, fmt.Errorf("alg not accepted"))
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return fail(ReasonBadAlg, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return fail(ReasonBadSignature, nil)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return fail(ReasonMissingClaim, err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return fail(ReasonExpired, nil)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return fail(ReasonNotYetValid, nil)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return fail(ReasonBadIssuer, nil)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fail(ReasonBadAudience, nil)
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return fail(ReasonMalformed, err)
+	}
+	return fail(ReasonMalformed, err)
+}
+
+func (v *Verifier) algAllowed(a any) bool {
+	s, _ := a.(string)
+	for _, x := range v.algs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// compactJWS reports whether s has the shape header.payload.signature with
+// base64url characters only, so a string of thousands of dots or stray
+// characters is refused before any decoding.
+func compactJWS(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			dots++
+			if dots > 2 {
+				return false
+			}
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	if dots != 2 {
+		return false
+	}
+	h, rest, _ := strings.Cut(s, ".")
+	p, sig, _ := strings.Cut(rest, ".")
+	return h != "" && p != "" && sig != ""
+}
+
+// ValidSubject reports whether sub may be forwarded as X-User-ID: 1–128
+// printable ASCII characters without spaces or commas (SPEC).
+func ValidSubject(sub string) bool {
+	if len(sub) == 0 || len(sub) > 128 {
+		return false
+	}
+	for i := 0; i < len(sub); i++ {
+		if c := sub[i]; c <= ' ' || c > '~' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+// Status is the HTTP status for a token error: 503 while no JWKS key has ever
+// loaded (the token may well be valid, so telling the client to discard it
+// with a 401 would sign the user out), else 401.
+func Status(err error) int {
+	if ReasonOf(err) == ReasonKeysUnavailable {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusUnauthorized
+}
