@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRunRefusesBadConfiguration(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{
+		"DATABASE_URL": "postgres://u:p@127.0.0.1:1/db",
+		"AUTH_SECRET":  testSecret,
+	}
+	for _, tt := range []struct {
+		name string
+		set  map[string]string
+		want []string
+	}{
+		{"missing AUTH_SECRET", map[string]string{"AUTH_SECRET": ""}, []string{"AUTH_SECRET: required"}},
+		{"missing DATABASE_URL", map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL: required"}},
+		{"short AUTH_SECRET", map[string]string{"AUTH_SECRET": "too-short"}, []string{"AUTH_SECRET: too short (9 bytes)"}},
+		{"short JWT_SECRET", map[string]string{"JWT_SECRET": "short"}, []string{"JWT_SECRET: too short"}},
+		{"everything at once", map[string]string{"AUTH_SECRET": "", "DATABASE_URL": "", "JWT_TTL": "soon", "TRUSTED_ORIGINS": "not a url"},
+			[]string{"AUTH_SECRET:", "DATABASE_URL:", "JWT_TTL:", "TRUSTED_ORIGINS:"}},
+		{"bad AUTH_BASE_URL", map[string]string{"AUTH_BASE_URL": "ftp://x"}, []string{"AUTH_BASE_URL:"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			err := run(context.Background(), func(k string) string { return env[k] }, io.Discard, []string{"authsvc"})
+			if err == nil {
+				t.Fatal("run succeeded, want a configuration error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "too-short") || strings.Contains(err.Error(), "u:p@") {
+				t.Errorf("error reveals a secret: %q", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(func(k string) string {
+		return map[string]string{"DATABASE_URL": "postgres://x/y", "AUTH_SECRET": testSecret, "AUTHSVC_METRICS_ADDR": "off"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8082" || cfg.MetricsAddr != "" || cfg.BaseURL != "http://localhost:8080" ||
+		cfg.JWTTTL.String() != "15m0s" || cfg.SessionTTL.String() != "168h0m0s" || cfg.CookiePrefix != "better-auth" ||
+		len(cfg.TrustedOrigins) != 1 || cfg.TrustedOrigins[0] != "http://localhost:8080" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if cfg.Password.Memory < 19*1024 || cfg.Password.Iterations < 2 || cfg.Password.Parallelism < 1 {
+		t.Errorf("default argon2id parameters %+v are below OWASP's minimum", cfg.Password)
+	}
+}
