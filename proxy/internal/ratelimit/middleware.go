@@ -1,0 +1,59 @@
+package ratelimit
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// Headers sent on limited routes. Retry-After is RFC 9110; X-Retry-After is
+// what Better Auth's client reads; RateLimit-* follow the IETF draft
+// (draft-ietf-httpapi-ratelimit-headers), Reset in seconds.
+const (
+	HeaderRetryAfter  = "Retry-After"
+	HeaderXRetryAfter = "X-Retry-After"
+	HeaderLimit       = "RateLimit-Limit"
+	HeaderRemaining   = "RateLimit-Remaining"
+	HeaderReset       = "RateLimit-Reset"
+)
+
+// ErrRateLimited is the 429 body.
+var ErrRateLimited = httpx.Errorf(http.StatusTooManyRequests, "RATE_LIMITED", "Too many requests; try again later.")
+
+// Middleware limits next per key(r) under lim, in the bucket named bucket
+// (so two routes with different limits never share a count). Every answer
+// carries RateLimit-*; a rejection is 429 RATE_LIMITED with Retry-After and
+// X-Retry-After, and calls onReject (which may be nil).
+func Middleware(l *Limiter, bucket string, lim Limit, key func(*http.Request) string, onReject func(*http.Request, Result)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			res := l.Allow(r.Context(), bucket+":"+key(r), lim)
+			h := w.Header()
+			h.Set(HeaderLimit, strconv.Itoa(lim.Rate))
+			h.Set(HeaderRemaining, strconv.Itoa(max(res.Remaining, 0)))
+			h.Set(HeaderReset, strconv.Itoa(ceilSeconds(res.ResetAfter)))
+			if !res.Allowed {
+				retry := max(ceilSeconds(res.RetryAfter), 1)
+				h.Set(HeaderXRetryAfter, strconv.Itoa(retry))
+				if onReject != nil {
+					onReject(r, res)
+				}
+				e := *ErrRateLimited
+				e.RetryAfter = retry // httpx sets Retry-After
+				httpx.WriteError(w, r, &e)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}
