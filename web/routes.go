@@ -1,0 +1,28 @@
+package main
+
+import (
+	"net/http"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// addRoutes is web's whole surface: the page, its assets, and health. Every
+// other path is a JSON 404; there is no SPA fallback, so a typo is visible.
+func addRoutes(mux *http.ServeMux, site *site, lc *httpx.Lifecycle) {
+	for path, a := range site.routes() {
+		mux.Handle("GET "+path, handleAsset(a)) // GET patterns also match HEAD
+		mux.Handle(path, methodNotAllowed("GET, HEAD"))
+	}
+	mux.Handle("GET /healthz", httpx.Healthz())
+	mux.Handle("GET /readyz", httpx.Readyz(lc, nil)) // no dependencies: ready until draining
+	mux.Handle("/", httpx.NotFoundHandler())
+}
+
+// methodNotAllowed answers a known path with the wrong method, in JSON
+// (ServeMux's own 405 is plain text).
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		httpx.WriteError(w, r, httpx.ErrMethodNotAllowed)
+	})
+}
