@@ -52,7 +52,7 @@ func TestBetterAuthClient(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "client.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "AUTH_URL="+in.base, "ORIGIN=http://localhost:8080")
+	cmd.Env = append(os.Environ(), "AUTH_URL="+in.base, "ORIGIN=http://localhost:8080", "COOKIE_SECRET="+testSecret)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -78,11 +78,12 @@ func TestBetterAuthClient(t *testing.T) {
 		GetSession struct {
 			UserID, Email, SessionUserID, ExpiresAt, JWTHeader string
 		}
-		Token        string
-		JWKS         json.RawMessage
-		SignOut      struct{ Success bool }
-		AfterSignOut json.RawMessage
-		TokenAfter   struct {
+		CookieMatchesBetterCall bool
+		Token                   string
+		JWKS                    json.RawMessage
+		SignOut                 struct{ Success bool }
+		AfterSignOut            json.RawMessage
+		TokenAfter              struct {
 			Status int
 			Code   string
 		} `json:"tokenAfterSignOut"`
@@ -105,6 +106,9 @@ func TestBetterAuthClient(t *testing.T) {
 	}
 	if out.SignIn.UserID != uid || out.SignIn.Redirect || out.SignIn.Token == "" || out.SignIn.Token == out.SignUp.Token {
 		t.Errorf("signIn = %+v", out.SignIn)
+	}
+	if !out.CookieMatchesBetterCall {
+		t.Errorf("session cookie differs from better-call's serializeSignedCookie for the same token and secret")
 	}
 	gs := out.GetSession
 	if gs.UserID != uid || gs.SessionUserID != uid || gs.Email != out.SignUp.Email || gs.JWTHeader == "" {

@@ -3,6 +3,7 @@
 // and asserts on the JSON it prints; any failure exits non-zero.
 import { createAuthClient } from "better-auth/client";
 import { jwtClient } from "better-auth/client/plugins";
+import { serializeSignedCookie } from "better-call";
 
 const base = process.env.AUTH_URL;
 const origin = process.env.ORIGIN;
@@ -65,6 +66,11 @@ out.badSignIn = { status: bad.error?.status, code: bad.error?.code, message: bad
 
 const signIn = must("signIn.email", await client.signIn.email({ email, password }));
 out.signIn = { userId: signIn.user.id, redirect: signIn.redirect, token: signIn.token };
+// The session cookie must be exactly what Better Auth itself would set.
+if (process.env.COOKIE_SECRET) {
+  const want = await serializeSignedCookie("better-auth.session_token", signIn.token, process.env.COOKIE_SECRET, {});
+  out.cookieMatchesBetterCall = want === `better-auth.session_token=${jar.get("better-auth.session_token")}`;
+}
 
 let jwtHeader = null;
 const session = must("getSession", await client.getSession({
