@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/token"
+)
+
+type userKey struct{}
+
+// userFrom returns the verified subject, set only by requireToken.
+func userFrom(ctx context.Context) (string, bool) {
+	uid, ok := ctx.Value(userKey{}).(string)
+	return uid, ok && uid != ""
+}
+
+var (
+	errInvalidOrigin   = httpx.Errorf(http.StatusForbidden, "INVALID_ORIGIN", "Cookie-authenticated requests that change state must come from an allowed origin.")
+	errKeysUnavailable = httpx.Errorf(http.StatusServiceUnavailable, "KEYS_UNAVAILABLE", "Token verification keys are not available yet; try again shortly.")
+)
+
+// requireToken lets a request through only with a verified token, and puts
+// its subject in the context for Rewrite to send as X-User-ID. A token from
+// the access cookie on an unsafe method must also come with an allowed
+// Origin, since a browser attaches cookies to cross-site requests.
+func (s *server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, src, err := token.Extract(r.Header, s.cookieNames)
+		if err != nil {
+			s.rejectToken(w, r, err)
+			return
+		}
+		if src == token.SourceCookie && !safeMethod(r.Method) && !s.originAllowed(r) {
+			s.m.authFailures.WithLabelValues("invalid_origin").Inc()
+			httpx.LogFrom(r.Context()).Info("cookie request from a foreign origin refused")
+			httpx.WriteError(w, r, errInvalidOrigin)
+			return
+		}
+		claims, err := s.verifier.Verify(r.Context(), raw)
+		if err != nil {
+			s.rejectToken(w, r, err)
+			return
+		}
+		ctx := httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
+		ctx = context.WithValue(ctx, userKey{}, claims.Subject)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// rejectToken answers 401 (RFC 6750 §3: WWW-Authenticate, with
+// error="invalid_token" when a token was presented), or 503 while no JWKS key
+// has loaded yet. Neither the body nor the log line carries the token.
+func (s *server) rejectToken(w http.ResponseWriter, r *http.Request, err error) {
+	reason := token.ReasonOf(err)
+	s.m.authFailures.WithLabelValues(string(reason)).Inc()
+	httpx.LogFrom(r.Context()).Info("token refused", zap.String("reason", string(reason)))
+	var he *httpx.Error
+	challenge := `Bearer realm="gatehouse"`
+	switch reason {
+	case token.ReasonKeysUnavailable:
+		he = errKeysUnavailable
+		he = &httpx.Error{Status: he.Status, Code: he.Code, Message: he.Message, RetryAfter: 5}
+		challenge = ""
+	case token.ReasonMissing:
+		he = httpx.Errorf(http.StatusUnauthorized, "UNAUTHENTICATED", "An access token is required.")
+	case token.ReasonExpired:
+		he = httpx.Errorf(http.StatusUnauthorized, "TOKEN_EXPIRED", "The access token has expired.")
+		challenge += `, error="invalid_token", error_description="The access token expired"`
+	case token.ReasonAmbiguous:
+		he = httpx.Errorf(http.StatusUnauthorized, "AMBIGUOUS_TOKEN", "More than one access token was sent.")
+		challenge += `, error="invalid_token"`
+	default:
+		he = httpx.Errorf(http.StatusUnauthorized, "INVALID_TOKEN", "The access token is invalid.")
+		challenge += `, error="invalid_token"`
+	}
+	if challenge != "" {
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	httpx.WriteError(w, r, he)
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// originAllowed reports whether the request carries exactly one Origin equal
+// to its own origin (scheme and Host as the client used them) or to one of
+// ALLOWED_ORIGINS. A missing or "null" Origin is not allowed.
+func (s *server) originAllowed(r *http.Request) bool {
+	vals := r.Header.Values("Origin")
+	if len(vals) != 1 {
+		return false
+	}
+	o, ok := normaliseOrigin(vals[0])
+	if !ok {
+		return false
+	}
+	info := infoFrom(r.Context())
+	if info.host != "" && o == origin(info.scheme, info.host) {
+		return true
+	}
+	for _, a := range s.cfg.AllowedOrigins {
+		if o == a {
+			return true
+		}
+	}
+	return false
+}

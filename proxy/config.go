@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/proxy/internal/clientip"
+	"gatehouse.dev/proxy/internal/ratelimit"
+)
+
+// envEmpty is what getenv returns for a variable that is set to the empty
+// string, so that SPEC's "empty disables" (JWKS_URL=, REDIS_URL=,
+// PROXY_METRICS_ADDR=) differs from "unset, use the default". os.Getenv
+// cannot tell the two apart; see lookupEnv.
+const envEmpty = "\x00empty"
+
+// lookupEnv is os.Getenv, except that a variable set to "" reads as envEmpty.
+func lookupEnv(key string) string {
+	v, ok := os.LookupEnv(key)
+	if ok && v == "" {
+		return envEmpty
+	}
+	return v
+}
+
+// config is the proxy's configuration, read once from the environment.
+type config struct {
+	LogLevel    string
+	Addr        string // PROXY_ADDR
+	MetricsAddr string // PROXY_METRICS_ADDR; "" disables
+
+	BackendURL *url.URL
+	AuthsvcURL *url.URL
+	WebURL     *url.URL // nil: paths outside /api are 404
+
+	JWKSURL   string // "" disables JWKS
+	JWTSecret []byte // nil disables HS256
+	Issuer    string
+	Audience  string
+	Leeway    time.Duration
+
+	RedisURL             string // "" means in-process limiting only
+	AuthRateLimit        ratelimit.Limit
+	AuthGeneralRateLimit ratelimit.Limit
+	TrustedProxies       *clientip.Resolver
+	AllowedOrigins       []string
+	CookiePrefix         string
+
+	UpstreamTimeout time.Duration
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+
+	// Warnings are logged at start-up (empty JWT_ISSUER / JWT_AUDIENCE).
+	Warnings []string
+}
+
+// loadConfig reads the environment through getenv and reports every problem
+// at once, each naming its variable and never a secret's value.
+func loadConfig(getenv func(string) string) (config, error) {
+	raw := getenv
+	plain := func(k string) string {
+		if v := raw(k); v != envEmpty {
+			return v
+		}
+		return ""
+	}
+	e := envconf.New(plain)
+	// optional reads a variable whose empty value disables a feature.
+	optional := func(key, def string) string {
+		switch v := raw(key); v {
+		case envEmpty:
+			return ""
+		case "":
+			return def
+		default:
+			return strings.TrimSpace(v)
+		}
+	}
+	c := config{
+		LogLevel:        e.Str("LOG_LEVEL", "info"),
+		Addr:            e.Str("PROXY_ADDR", ":8080"),
+		MetricsAddr:     optional("PROXY_METRICS_ADDR", ":9090"),
+		Issuer:          e.Str("JWT_ISSUER", ""),
+		Audience:        e.Str("JWT_AUDIENCE", ""),
+		Leeway:          e.NonNegDuration("JWT_LEEWAY", 30*time.Second),
+		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", "better-auth"),
+		UpstreamTimeout: e.Duration("UPSTREAM_TIMEOUT", 30*time.Second),
+		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	c.BackendURL = upstreamURL(e, "BACKEND_URL", "http://127.0.0.1:8081")
+	c.AuthsvcURL = upstreamURL(e, "AUTHSVC_URL", "http://127.0.0.1:8082")
+	c.WebURL = upstreamURL(e, "WEB_URL", "")
+
+	jwksDefault := ""
+	if c.AuthsvcURL != nil {
+		jwksDefault = strings.TrimRight(c.AuthsvcURL.String(), "/") + "/api/auth/jwks"
+	}
+	if v := optional("JWKS_URL", jwksDefault); v != "" {
+		c.JWKSURL = envconf.New(func(string) string { return v }).URL("JWKS_URL", "", "http", "https")
+		if c.JWKSURL == "" {
+			e.Fail("JWKS_URL", "not a valid URL: want http(s)://host[:port]/path")
+		}
+	}
+	if s := e.Secret("JWT_SECRET", 32, false); s != "" {
+		c.JWTSecret = []byte(s)
+	}
+	if c.JWKSURL == "" && plain("JWT_SECRET") == "" {
+		e.Fail("JWKS_URL", "neither JWKS_URL nor JWT_SECRET is set: set at least one so tokens can be verified")
+	}
+
+	if v := optional("REDIS_URL", "redis://127.0.0.1:6379/0"); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			e.Fail("REDIS_URL", "not a valid URL: want redis://host:port/db, or empty for in-process limiting")
+		} else {
+			c.RedisURL = v
+		}
+	}
+	c.AuthRateLimit = limitVar(e, "AUTH_RATE_LIMIT", "10/m")
+	c.AuthGeneralRateLimit = limitVar(e, "AUTH_GENERAL_RATE_LIMIT", "120/m")
+
+	tp, err := clientip.NewResolver(splitList(e.Str("TRUSTED_PROXIES", "")))
+	if err != nil {
+		e.Fail("TRUSTED_PROXIES", strings.ReplaceAll(err.Error(), "\n", "; ")+": want comma-separated CIDRs or IPs")
+	}
+	c.TrustedProxies = tp
+
+	for _, o := range splitList(e.Str("ALLOWED_ORIGINS", "")) {
+		if n, ok := normaliseOrigin(o); ok {
+			c.AllowedOrigins = append(c.AllowedOrigins, n)
+		} else {
+			e.Fail("ALLOWED_ORIGINS", fmt.Sprintf("%q: want comma-separated origins like https://app.example.com", o))
+		}
+	}
+	if !cookieNameOK(c.CookiePrefix) {
+		e.Fail("AUTH_COOKIE_PREFIX", "want a cookie-name token (letters, digits, -_.)")
+	}
+	if c.Issuer == "" {
+		c.Warnings = append(c.Warnings, "JWT_ISSUER is empty: tokens from any issuer are accepted")
+	}
+	if c.Audience == "" {
+		c.Warnings = append(c.Warnings, "JWT_AUDIENCE is empty: tokens for any audience are accepted")
+	}
+	return c, e.Err()
+}
+
+// upstreamURL reads an http(s) base URL without path, query or user info.
+func upstreamURL(e *envconf.Reader, key, def string) *url.URL {
+	v := e.URL(key, def, "http", "https")
+	if v == "" {
+		return nil
+	}
+	u, _ := url.Parse(v)
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		e.Fail(key, "want a base URL like http://host:port, without path, query or credentials")
+		return nil
+	}
+	u.Path = ""
+	return u
+}
+
+func limitVar(e *envconf.Reader, key, def string) ratelimit.Limit {
+	l, err := ratelimit.ParseLimit(e.Str(key, def))
+	if err != nil {
+		e.Fail(key, err.Error())
+		l, _ = ratelimit.ParseLimit(def)
+	}
+	return l
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// normaliseOrigin returns scheme://host[:port] lower-cased, without a default
+// port, and whether s is an origin at all.
+func normaliseOrigin(s string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return "", false
+	}
+	return origin(u.Scheme, u.Host), true
+}
+
+// origin builds a comparable origin from a scheme and a Host value.
+func origin(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	if (scheme == "http" && strings.HasSuffix(host, ":80")) || (scheme == "https" && strings.HasSuffix(host, ":443")) {
+		host = host[:strings.LastIndexByte(host, ':')]
+	}
+	return scheme + "://" + host
+}
+
+func cookieNameOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

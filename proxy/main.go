@@ -1,0 +1,104 @@
+// Command proxy is Gatehouse's edge: it verifies access tokens, strips and
+// sets identity headers, rate-limits the auth routes and forwards to authsvc,
+// the backend and (optionally) the web frontend. See SPEC.md, section proxy.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/logging"
+	"gatehouse.dev/proxy/internal/ratelimit"
+	"gatehouse.dev/proxy/internal/token"
+)
+
+func main() {
+	// lookupEnv is os.Getenv that tells "set to empty" from "unset" (config.go).
+	if err := run(context.Background(), lookupEnv, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the proxy and serves until ctx ends or SIGTERM/SIGINT arrives,
+// then drains and shuts down gracefully.
+func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, "proxy")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+
+	m := newMetrics()
+	verifier, err := token.NewVerifier(ctx, token.Config{
+		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
+		JWKS: token.JWKSConfig{
+			RefreshInterval:    token.DefaultRefreshInterval,
+			UnknownKIDCooldown: token.DefaultUnknownKIDCooldown,
+			OnFetch: func(err error) {
+				m.jwksFetched(err)
+				if err != nil {
+					log.Warn("JWKS fetch failed; keeping the keys we have", zap.Error(err))
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = ratelimit.NewClient(cfg.RedisURL, ratelimit.DefaultCallTimeout); err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer rdb.Close()
+	} else {
+		log.Warn("REDIS_URL is empty: rate limits are per process")
+	}
+	limiter := ratelimit.New(rdb)
+	limiter.Log = log
+	limiter.OnBackend = m.setBackend
+	go limiter.Run(ctx)
+
+	lc := &httpx.Lifecycle{}
+	srv := httpx.NewServer(cfg.Addr, newServer(cfg, log, m, verifier, limiter, lc))
+	srv.ErrorLog = zap.NewStdLog(log)
+	// A response may stream for a while after its headers: never cut it
+	// before the upstream had its full UPSTREAM_TIMEOUT.
+	srv.WriteTimeout = max(srv.WriteTimeout, cfg.UpstreamTimeout+time.Minute)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = httpx.NewServer(cfg.MetricsAddr, mux)
+	}
+	log.Info("starting",
+		zap.String("backend", cfg.BackendURL.Redacted()), zap.String("authsvc", cfg.AuthsvcURL.Redacted()),
+		zap.Bool("web", cfg.WebURL != nil), zap.Bool("jwks", cfg.JWKSURL != ""), zap.Bool("hs256", cfg.JWTSecret != nil),
+		zap.Bool("redis", rdb != nil), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit))
+	return httpx.Serve(ctx, httpx.ServeConfig{
+		Log: log, Main: srv, Metrics: metricsSrv, Lifecycle: lc,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+}

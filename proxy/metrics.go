@@ -1,0 +1,75 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/ratelimit"
+)
+
+// metrics are the proxy's own collectors, registered on the kit registry
+// (which already counts requests by route class, method and status).
+type metrics struct {
+	*httpx.Metrics
+	authFailures   *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	limiterBackend *prometheus.GaugeVec
+	jwksFetches    *prometheus.CounterVec
+	upstream       *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		Metrics: httpx.NewMetrics("proxy"),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "proxy", Name: "auth_failures_total",
+			Help: "Requests refused for their token, by reason (missing, expired, bad_signature, unknown_kid, ...).",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "proxy", Name: "rate_limit_rejections_total",
+			Help: "Requests answered 429, by route class and limiter backend.",
+		}, []string{"route", "backend"}),
+		limiterBackend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "proxy", Name: "rate_limit_backend",
+			Help: "1 for the rate-limit store in use (redis, or memory while Redis is unreachable), else 0.",
+		}, []string{"backend"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "proxy", Name: "jwks_fetches_total",
+			Help: "JWKS fetches (start-up, background refresh, unknown kid), by result.",
+		}, []string{"result"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "proxy", Name: "upstream_duration_seconds",
+			Help:    "Time from sending a request upstream to its response headers, by upstream and status.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"upstream", "status"}),
+	}
+	m.Registry.MustRegister(m.authFailures, m.rateLimited, m.limiterBackend, m.jwksFetches, m.upstream)
+	for _, r := range []string{"success", "failure"} {
+		m.jwksFetches.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *metrics) setBackend(b ratelimit.Backend) {
+	for _, x := range []ratelimit.Backend{ratelimit.BackendRedis, ratelimit.BackendMemory} {
+		v := 0.0
+		if x == b {
+			v = 1
+		}
+		m.limiterBackend.WithLabelValues(string(x)).Set(v)
+	}
+}
+
+func (m *metrics) jwksFetched(err error) {
+	if err != nil {
+		m.jwksFetches.WithLabelValues("failure").Inc()
+		return
+	}
+	m.jwksFetches.WithLabelValues("success").Inc()
+}
+
+func (m *metrics) observeUpstream(name, status string, d time.Duration) {
+	m.upstream.WithLabelValues(name, status).Observe(d.Seconds())
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/clientip"
+	"gatehouse.dev/proxy/internal/pathclass"
+	"gatehouse.dev/proxy/internal/ratelimit"
+)
+
+var (
+	errBadPath          = httpx.Errorf(http.StatusBadRequest, "BAD_PATH", "The path is not canonical (dot segments, empty segments, or encoded slashes, backslashes, dots, percent signs or NUL).")
+	errNoKeys           = errors.New("no token verification key yet: JWKS has not loaded")
+	errBackendUnhealthy = errors.New("backend /healthz answered 5xx")
+)
+
+// addRoutes is the whole surface of the proxy, by route class (see
+// pathclass): what each class gets and in which order.
+func (s *server) addRoutes() map[pathclass.Class]http.Handler {
+	backend := s.newReverseProxy("backend", s.cfg.BackendURL, toBackend)
+	authsvc := s.newReverseProxy("authsvc", s.cfg.AuthsvcURL, toAuthsvc)
+	web := httpx.NotFoundHandler()
+	if s.cfg.WebURL != nil {
+		web = s.newReverseProxy("web", s.cfg.WebURL, toWeb)
+	}
+	strict := s.rateLimit(pathclass.AuthStrict, s.cfg.AuthRateLimit)
+	general := s.rateLimit(pathclass.Auth, s.cfg.AuthGeneralRateLimit)
+	readyClient := &http.Client{Transport: newTransport(2 * time.Second), Timeout: 2 * time.Second}
+
+	return map[pathclass.Class]http.Handler{
+		pathclass.Healthz:    getOnly(httpx.Healthz()),
+		pathclass.Readyz:     getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient))),
+		pathclass.AuthStrict: strict(authsvc),  // sign-in, sign-up: AUTH_RATE_LIMIT
+		pathclass.Auth:       general(authsvc), // rest of /api/auth: AUTH_GENERAL_RATE_LIMIT
+		pathclass.API:        s.requireToken(backend),
+		pathclass.Web:        web,
+		pathclass.NotFound:   httpx.NotFoundHandler(),
+		pathclass.BadPath:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpx.WriteError(w, r, errBadPath) }),
+	}
+}
+
+// rateLimit limits per client IP (IPv6 by /64) in class's own bucket.
+func (s *server) rateLimit(class pathclass.Class, lim ratelimit.Limit) func(http.Handler) http.Handler {
+	key := func(r *http.Request) string { return clientip.Key(infoFrom(r.Context()).clientIP) }
+	onReject := func(r *http.Request, res ratelimit.Result) {
+		s.m.rateLimited.WithLabelValues(string(class), string(res.Backend)).Inc()
+	}
+	return ratelimit.Middleware(s.limiter, string(class), lim, key, onReject)
+}
+
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpx.WriteError(w, r, httpx.ErrMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

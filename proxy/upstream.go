@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/headers"
+)
+
+// Upstream errors (SPEC: unreachable 502, too slow 504).
+var (
+	errBadGateway     = httpx.Errorf(http.StatusBadGateway, "BAD_GATEWAY", "The upstream service is unreachable.")
+	errGatewayTimeout = httpx.Errorf(http.StatusGatewayTimeout, "GATEWAY_TIMEOUT", "The upstream service took too long to answer.")
+)
+
+// upstreamKind says what an upstream may receive.
+type upstreamKind int
+
+const (
+	// toAuthsvc keeps Authorization and every cookie: authsvc needs its
+	// session cookie and Better Auth's bearer plugin reads Authorization.
+	toAuthsvc upstreamKind = iota
+	// toBackend drops Authorization and the access cookie and adds X-User-ID.
+	toBackend
+	// toWeb drops Authorization and the access cookie; no identity.
+	toWeb
+)
+
+// newTransport is the connection pool to one upstream: keep-alive sized for
+// a sidecar under load, bounded dial and handshake, and UPSTREAM_TIMEOUT for
+// the response headers (a stream may take longer once it has started).
+func newTransport(timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // upstreams are local; never honour HTTP_PROXY here
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
+	}
+}
+
+// timedTransport records upstream latency to response headers.
+type timedTransport struct {
+	next    http.RoundTripper
+	name    string
+	observe func(name, status string, d time.Duration)
+}
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	status := "error"
+	if err == nil {
+		status = strconv.Itoa(resp.StatusCode)
+	}
+	t.observe(t.name, status, time.Since(start))
+	return resp, err
+}
+
+// newReverseProxy forwards to target. Every header decision is made in
+// Rewrite, which runs after ReverseProxy has removed hop-by-hop headers
+// (including any named by the client's Connection header), so nothing set
+// here can be deleted by a hostile Connection: X-User-ID (golang/go#50580).
+func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target) // same path as routed: Check admitted only canonical paths
+			out := pr.Out.Header
+			headers.StripInbound(out)
+			info := infoFrom(pr.In.Context())
+			if info.clientIP.IsValid() {
+				out.Set(headers.ForwardedFor, info.clientIP.String())
+			}
+			out.Set(headers.ForwardedProto, info.scheme)
+			if info.host != "" {
+				out.Set(headers.ForwardedHost, info.host)
+			}
+			out.Set(headers.RequestID, httpx.RequestIDFrom(pr.In.Context()))
+			if kind == toAuthsvc {
+				return
+			}
+			headers.DeleteAnyCase(out, headers.Authorization)
+			headers.RemoveCookies(out, s.cookieNames)
+			if kind == toBackend {
+				if uid, ok := userFrom(pr.In.Context()); ok {
+					out.Set(headers.UserID, uid)
+				}
+			}
+		},
+		Transport:    timedTransport{next: newTransport(s.cfg.UpstreamTimeout), name: name, observe: s.m.observeUpstream},
+		ErrorLog:     zap.NewStdLog(s.log.With(zap.String("upstream", name))),
+		ErrorHandler: s.upstreamError(name),
+	}
+}
+
+// upstreamError answers a failed forward: 504 when the upstream was too slow,
+// 502 when it could not be reached or broke the connection.
+func (s *server) upstreamError(name string) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+			// The client went away; nobody reads this answer.
+			httpx.LogFrom(r.Context()).Debug("client gone before upstream answered", zap.String("upstream", name))
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		he := errBadGateway
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			he = errGatewayTimeout
+		}
+		httpx.LogFrom(r.Context()).Warn("upstream failed", zap.String("upstream", name), zap.Int("status", he.Status), zap.Error(err))
+		httpx.WriteError(w, r, he)
+	}
+}
