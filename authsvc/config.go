@@ -38,17 +38,12 @@ type config struct {
 	HashConcurrency int
 }
 
-// disabled are the values of AUTHSVC_METRICS_ADDR that turn the listener
-// off. SPEC.md says "empty disables", but a getenv function cannot tell
-// empty from unset, so these spellings stand in for it.
-var disabled = map[string]bool{"off": true, "none": true, "disabled": true, "-": true}
-
-func loadConfig(getenv func(string) string) (config, error) {
-	e := envconf.New(getenv)
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	e := envconf.FromLookup(lookup)
 	c := config{
 		LogLevel:        e.Str("LOG_LEVEL", "info"),
 		Addr:            e.Str("AUTHSVC_ADDR", ":8082"),
-		MetricsAddr:     e.Str("AUTHSVC_METRICS_ADDR", ":9092"),
+		MetricsAddr:     e.Disableable("AUTHSVC_METRICS_ADDR", ":9092"),
 		DatabaseURL:     e.URL("DATABASE_URL", "", "postgres", "postgresql"),
 		AuthSecret:      e.Secret("AUTH_SECRET", 32, true),
 		JWTSecret:       e.Secret("JWT_SECRET", 32, false),
@@ -76,9 +71,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if _, ok := e.Lookup("DATABASE_URL"); !ok {
 		e.Fail("DATABASE_URL", "required but not set: want postgres://user:pass@host:port/db")
-	}
-	if disabled[strings.ToLower(c.MetricsAddr)] {
-		c.MetricsAddr = ""
 	}
 
 	base := e.URL("AUTH_BASE_URL", "http://localhost:8080", "http", "https")

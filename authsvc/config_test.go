@@ -34,7 +34,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 			for k, v := range tt.set {
 				env[k] = v
 			}
-			err := run(context.Background(), func(k string) string { return env[k] }, io.Discard, []string{"authsvc"})
+			err := run(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard, []string{"authsvc"})
 			if err == nil {
 				t.Fatal("run succeeded, want a configuration error")
 			}
@@ -51,8 +51,9 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	cfg, err := loadConfig(func(k string) string {
-		return map[string]string{"DATABASE_URL": "postgres://x/y", "AUTH_SECRET": testSecret, "AUTHSVC_METRICS_ADDR": "off"}[k]
+	cfg, err := loadConfig(func(k string) (string, bool) {
+		v, ok := map[string]string{"DATABASE_URL": "postgres://x/y", "AUTH_SECRET": testSecret, "AUTHSVC_METRICS_ADDR": ""}[k]
+		return v, ok
 	})
 	if err != nil {
 		t.Fatal(err)

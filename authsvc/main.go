@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Getenv, os.Stderr, os.Args); err != nil {
+	if err := run(context.Background(), os.LookupEnv, os.Stderr, os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "authsvc: %v\n", err)
 		os.Exit(1)
 	}

@@ -79,7 +79,7 @@ func start(t testing.TB, env map[string]string) *instance {
 	errc := make(chan error, 1)
 	logs := &syncBuffer{}
 	go func() {
-		errc <- run(ctx, func(k string) string { return env[k] }, logs, []string{"authsvc"})
+		errc <- run(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, []string{"authsvc"})
 	}()
 	in := &instance{base: "http://" + env["AUTHSVC_ADDR"], env: env, logs: logs}
 	t.Cleanup(func() {

@@ -29,8 +29,8 @@ const keyMargin = 5 * time.Minute
 
 // run is the whole program: `authsvc` serves, `authsvc keys rotate` rotates
 // the signing key. It returns when ctx ends or SIGINT/SIGTERM arrives.
-func run(ctx context.Context, getenv func(string) string, stderr io.Writer, args []string) error {
-	cfg, err := loadConfig(getenv)
+func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer, args []string) error {
+	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}

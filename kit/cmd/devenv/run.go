@@ -82,7 +82,7 @@ func runStack(args []string) error {
 			"BACKEND_ADDR=127.0.0.1:8081", "BACKEND_METRICS_ADDR=127.0.0.1:9091",
 			"DATABASE_URL=" + pg.URL("backend"),
 		}},
-		{name: "web", ready: "http://127.0.0.1:8083/healthz", env: []string{"WEB_ADDR=127.0.0.1:8083"}},
+		{name: "web", ready: "http://127.0.0.1:8083/healthz", env: []string{"WEB_ADDR=127.0.0.1:8083", "WEB_METRICS_ADDR=127.0.0.1:9093"}},
 		{name: "proxy", ready: "http://127.0.0.1:8080/readyz", env: []string{
 			"PROXY_ADDR=:8080", "PROXY_METRICS_ADDR=127.0.0.1:9090",
 			"BACKEND_URL=http://127.0.0.1:8081", "AUTHSVC_URL=http://127.0.0.1:8082",
