@@ -239,3 +239,25 @@ func rawRequest(t *testing.T, addr, raw string) (int, string) {
 }
 
 func (h *harness) addr() string { return strings.TrimPrefix(h.srv.URL, "http://") }
+
+// newHarnessWithJWKS builds a second proxy over base's upstreams and JWKS
+// without waiting for the JWKS to load.
+func newHarnessWithJWKS(t *testing.T, base *harness) *harness {
+	t.Helper()
+	h := *base
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := base.cfg
+	v, err := token.NewVerifier(ctx, token.Config{
+		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
+		JWKS: token.JWKSConfig{RefreshInterval: time.Hour, UnknownKIDCooldown: time.Hour,
+			RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.verifier = v
+	h.m = newMetrics()
+	h.handler = newServer(cfg, zap.NewNop(), h.m, v, base.limiter, &httpx.Lifecycle{})
+	return &h
+}
