@@ -54,7 +54,7 @@ func TestSignUpErrors(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t)
 	b := newBrowser(t, in)
-	b.signUp("taken@example.com", "password123")
+	b.signUp("taken@example.com", "sturdy-otter-42")
 	long := strings.Repeat("x", 129)
 	for _, tt := range []struct {
 		name       string
@@ -63,19 +63,19 @@ func TestSignUpErrors(t *testing.T) {
 		wantStatus int
 		wantCode   string
 	}{
-		{"bad email", map[string]any{"name": "a", "email": "not-an-email", "password": "password123"}, nil, 400, "INVALID_EMAIL"},
+		{"bad email", map[string]any{"name": "a", "email": "not-an-email", "password": "sturdy-otter-42"}, nil, 400, "INVALID_EMAIL"},
 		{"short password", map[string]any{"name": "a", "email": "a@example.com", "password": "short"}, nil, 400, "PASSWORD_TOO_SHORT"},
 		{"long password", map[string]any{"name": "a", "email": "a@example.com", "password": long}, nil, 400, "PASSWORD_TOO_LONG"},
-		{"taken email in another case", map[string]any{"name": "a", "email": "TAKEN@example.com", "password": "password123"}, nil, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL"},
-		{"missing name", map[string]any{"email": "a@example.com", "password": "password123"}, nil, 400, "VALIDATION_ERROR"},
-		{"wrong type", map[string]any{"name": "a", "email": 5, "password": "password123"}, nil, 400, "VALIDATION_ERROR"},
+		{"taken email in another case", map[string]any{"name": "a", "email": "TAKEN@example.com", "password": "sturdy-otter-42"}, nil, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL"},
+		{"missing name", map[string]any{"email": "a@example.com", "password": "sturdy-otter-42"}, nil, 400, "VALIDATION_ERROR"},
+		{"wrong type", map[string]any{"name": "a", "email": 5, "password": "sturdy-otter-42"}, nil, 400, "VALIDATION_ERROR"},
 		{"bad JSON", `{"name":`, nil, 400, "BAD_REQUEST"},
 		{"form content type", `name=a`, []string{"Content-Type", "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
 		{"too large", `{"name":"` + strings.Repeat("a", 70<<10) + `"}`, nil, 413, "PAYLOAD_TOO_LARGE"},
-		{"untrusted origin", map[string]any{"name": "a", "email": "b@example.com", "password": "password123"}, []string{"Origin", "https://evil.example"}, 403, "INVALID_ORIGIN"},
-		{"cross-site form post", map[string]any{"name": "a", "email": "b@example.com", "password": "password123"},
+		{"untrusted origin", map[string]any{"name": "a", "email": "b@example.com", "password": "sturdy-otter-42"}, []string{"Origin", "https://evil.example"}, 403, "INVALID_ORIGIN"},
+		{"cross-site form post", map[string]any{"name": "a", "email": "b@example.com", "password": "sturdy-otter-42"},
 			[]string{"Origin", "", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate"}, 403, "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED"},
-		{"fetch without origin", map[string]any{"name": "a", "email": "b@example.com", "password": "password123"},
+		{"fetch without origin", map[string]any{"name": "a", "email": "b@example.com", "password": "sturdy-otter-42"},
 			[]string{"Origin", "", "Sec-Fetch-Mode", "cors"}, 403, "MISSING_OR_NULL_ORIGIN"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,7 +216,7 @@ func TestForgedSessionCookieIsIgnored(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t)
 	b := newBrowser(t, in)
-	b.signUp("eve@example.com", "password123")
+	b.signUp("eve@example.com", "sturdy-otter-42")
 	token := strings.SplitN(b.cookie("better-auth.session_token"), ".", 2)[0]
 	for _, v := range []string{token, token + ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D", "garbage"} {
 		r := newBrowser(t, in).do("GET", "/api/auth/token", nil, "Cookie", "better-auth.session_token="+v)
@@ -229,8 +229,8 @@ func TestForgedSessionCookieIsIgnored(t *testing.T) {
 func TestRememberMeFalseGivesBrowserSessionCookie(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t)
-	newBrowser(t, in).signUp("short@example.com", "password123")
-	r := newBrowser(t, in).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "short@example.com", "password": "password123", "rememberMe": false})
+	newBrowser(t, in).signUp("short@example.com", "sturdy-otter-42")
+	r := newBrowser(t, in).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "short@example.com", "password": "sturdy-otter-42", "rememberMe": false})
 	if r.status != 200 {
 		t.Fatalf("sign-in = %d %s", r.status, r.body)
 	}
@@ -244,7 +244,7 @@ func TestHTTPSBaseURLUsesSecureCookies(t *testing.T) {
 	in := startDefault(t, "AUTH_BASE_URL", "https://auth.example.com", "AUTH_COOKIE_PREFIX", "gh")
 	b := newBrowser(t, in)
 	b.origin = "https://auth.example.com"
-	r := b.signUp("sec@example.com", "password123")
+	r := b.signUp("sec@example.com", "sturdy-otter-42")
 	sc := setCookies(r.header)
 	if c := sc["__Secure-gh.session_token"]; !strings.HasSuffix(c, "; Path=/; HttpOnly; Secure; SameSite=Lax") {
 		t.Errorf("session cookie = %q", c)

@@ -115,7 +115,7 @@ func TestIssuedJWTVerifiesAgainstJWKS(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t, "JWT_TTL", "7m")
 	b := newBrowser(t, in)
-	r := b.signUp("jwt@example.com", "password123")
+	r := b.signUp("jwt@example.com", "sturdy-otter-42")
 	var su struct{ User struct{ ID string } }
 	r.json(t, &su)
 	jwks := fetchJWKS(t, in.base)
@@ -142,7 +142,7 @@ func TestHS256ModeWithJWTSecret(t *testing.T) {
 	const secret = "jwt-secret-shared-with-the-proxy-0123456789"
 	in := startDefault(t, "JWT_SECRET", secret)
 	b := newBrowser(t, in)
-	b.signUp("hs@example.com", "password123")
+	b.signUp("hs@example.com", "sturdy-otter-42")
 	r := b.do("GET", "/api/auth/token", nil)
 	var tok struct{ Token string }
 	r.json(t, &tok)

@@ -21,7 +21,7 @@ import (
 func tokenFor(t testing.TB, in *instance, email string) string {
 	t.Helper()
 	b := newBrowser(t, in)
-	r := b.do("POST", "/api/auth/sign-in/email", map[string]any{"email": email, "password": "password123"})
+	r := b.do("POST", "/api/auth/sign-in/email", map[string]any{"email": email, "password": "sturdy-otter-42"})
 	if r.status != 200 {
 		t.Fatalf("sign-in on %s: %d %s", in.base, r.status, r.body)
 	}
@@ -91,7 +91,7 @@ func TestReplicasShareKeyAndRotationKeepsOldTokensValid(t *testing.T) {
 	if ka, kb := jwksKids(t, a), jwksKids(t, b); len(ka) != 1 || strings.Join(ka, ",") != strings.Join(kb, ",") {
 		t.Fatalf("replicas publish different keys: %v vs %v", ka, kb)
 	}
-	newBrowser(t, a).signUp("rot@example.com", "password123")
+	newBrowser(t, a).signUp("rot@example.com", "sturdy-otter-42")
 	oldA, oldB := tokenFor(t, a, "rot@example.com"), tokenFor(t, b, "rot@example.com")
 	oldKid := kidOf(t, oldA)
 	if kidOf(t, oldB) != oldKid {
@@ -120,7 +120,7 @@ func TestReplicasShareKeyAndRotationKeepsOldTokensValid(t *testing.T) {
 func TestRotatedKeyIsPublishedBeforeItSigns(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t, "KEY_RELOAD_INTERVAL", "100ms")
-	newBrowser(t, in).signUp("delay@example.com", "password123")
+	newBrowser(t, in).signUp("delay@example.com", "sturdy-otter-42")
 	before := kidOf(t, tokenFor(t, in, "delay@example.com"))
 	rotate(t, in.env) // default KEY_ACTIVATION_DELAY: 10 minutes
 	waitFor(t, "the new key in the JWKS", func() bool { return len(jwksKids(t, in)) == 2 })
@@ -141,7 +141,7 @@ func TestPrivateKeyFileOverridesStoredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := startDefault(t, "JWT_PRIVATE_KEY_FILE", path)
-	newBrowser(t, in).signUp("file@example.com", "password123")
+	newBrowser(t, in).signUp("file@example.com", "sturdy-otter-42")
 	tok := tokenFor(t, in, "file@example.com")
 	verifyJWT(t, tok, fetchJWKS(t, in.base))
 	_, _, signed, sig := splitJWT(t, tok)

@@ -16,6 +16,13 @@ type authMetrics struct {
 	tokens   prometheus.Counter
 	hashWork prometheus.Histogram
 	hashWait prometheus.Histogram
+
+	signUpCommon    prometheus.Counter
+	signInThrottled prometheus.Counter
+	throttleUnavail prometheus.Counter
+	revokePublished prometheus.Counter
+	revokeFailed    prometheus.Counter
+	revokeDropped   prometheus.Counter
 }
 
 func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
@@ -41,8 +48,33 @@ func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
 			Namespace: "authsvc", Name: "password_hash_wait_seconds",
 			Help: "Time spent waiting for a hashing slot (the concurrency bound).", Buckets: buckets,
 		}),
+		signUpCommon: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "signup_rejected_common_password_total",
+			Help: "Sign-ups refused because the password is on the common-password list.",
+		}),
+		signInThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "signin_throttled_total",
+			Help: "Sign-in attempts slowed down because their account had too many recent failures.",
+		}),
+		throttleUnavail: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "signin_throttle_unavailable_total",
+			Help: "Sign-in attempts not counted per account because Redis was unreachable (fail open).",
+		}),
+		revokePublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "revocations_published_total",
+			Help: "Session revocations written to Redis (including late ones, after a retry).",
+		}),
+		revokeFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "revocations_failed_total",
+			Help: "Session revocations whose first write to Redis failed (queued for retry).",
+		}),
+		revokeDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "revocations_dropped_total",
+			Help: "Session revocations given up: Redis stayed down until their tokens expired, or the retry queue was full.",
+		}),
 	}
-	reg.MustRegister(m.signUps, m.signIns, m.tokens, m.hashWork, m.hashWait)
+	reg.MustRegister(m.signUps, m.signIns, m.tokens, m.hashWork, m.hashWait,
+		m.signUpCommon, m.signInThrottled, m.throttleUnavail, m.revokePublished, m.revokeFailed, m.revokeDropped)
 	return m
 }
 

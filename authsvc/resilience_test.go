@@ -22,7 +22,7 @@ func TestDatabaseDownAnswers503Quickly(t *testing.T) {
 	}
 	in := startDefault(t, "DATABASE_URL", pg.URL("authsvc"), "DB_TIMEOUT", "1s")
 	b := newBrowser(t, in)
-	b.signUp("down@example.com", "password123")
+	b.signUp("down@example.com", "sturdy-otter-42")
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestDatabaseDownAnswers503Quickly(t *testing.T) {
 	} {
 		var body any
 		if tt.method == "POST" {
-			body = map[string]any{"email": "down@example.com", "password": "password123"}
+			body = map[string]any{"email": "down@example.com", "password": "sturdy-otter-42"}
 		}
 		began := time.Now()
 		r := b.do(tt.method, tt.path, body)
@@ -61,12 +61,12 @@ func TestSignInRehashesWithNewParameters(t *testing.T) {
 	db := testenv.Database(t)
 	env := testEnv(t, db)
 	old := start(t, env)
-	newBrowser(t, old).signUp("upgrade@example.com", "password123")
+	newBrowser(t, old).signUp("upgrade@example.com", "sturdy-otter-42")
 
 	env2 := testEnv(t, db)
 	env2["PASSWORD_HASH_MEMORY_KIB"] = "2048"
 	cur := start(t, env2)
-	r := newBrowser(t, cur).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "upgrade@example.com", "password": "password123"})
+	r := newBrowser(t, cur).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "upgrade@example.com", "password": "sturdy-otter-42"})
 	if r.status != 200 {
 		t.Fatalf("sign-in = %d %s", r.status, r.body)
 	}
@@ -83,7 +83,7 @@ func TestSignInRehashesWithNewParameters(t *testing.T) {
 		t.Errorf("hash after sign-in = %q, want it rehashed with m=2048", hash)
 	}
 	// And the old password still works with the new hash.
-	if r := newBrowser(t, cur).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "upgrade@example.com", "password": "password123"}); r.status != 200 {
+	if r := newBrowser(t, cur).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "upgrade@example.com", "password": "sturdy-otter-42"}); r.status != 200 {
 		t.Errorf("sign-in after rehash = %d", r.status)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
+	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/authsvc/internal/session"
 	"gatehouse.dev/authsvc/internal/user"
 	"gatehouse.dev/kit/httpx"
@@ -23,9 +24,13 @@ const (
 )
 
 var (
-	errInvalidEmail    = httpx.Errorf(http.StatusBadRequest, "INVALID_EMAIL", "Invalid email")
-	errPasswordShort   = httpx.Errorf(http.StatusBadRequest, "PASSWORD_TOO_SHORT", "Password too short")
-	errPasswordLong    = httpx.Errorf(http.StatusBadRequest, "PASSWORD_TOO_LONG", "Password too long")
+	errInvalidEmail  = httpx.Errorf(http.StatusBadRequest, "INVALID_EMAIL", "Invalid email")
+	errPasswordShort = httpx.Errorf(http.StatusBadRequest, "PASSWORD_TOO_SHORT", "Password too short")
+	errPasswordLong  = httpx.Errorf(http.StatusBadRequest, "PASSWORD_TOO_LONG", "Password too long")
+	// Better Auth's haveibeenpwned plugin code and message, so its client
+	// and UIs handle it; ours comes from an embedded list, not a lookup.
+	errPasswordCommon = httpx.Errorf(http.StatusBadRequest, "PASSWORD_COMPROMISED",
+		"The password you entered has been compromised. Please choose a different password.")
 	errUserExists      = httpx.Errorf(http.StatusUnprocessableEntity, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "User already exists. Use another email.")
 	errBadCredentials  = httpx.Errorf(http.StatusUnauthorized, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
 	errInvalidCallback = httpx.Errorf(http.StatusForbidden, "INVALID_CALLBACK_URL", "Invalid callbackURL")
@@ -116,6 +121,10 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 	}
 	if err := checkPassword(*q.Password); err != nil {
 		return "invalid", err
+	}
+	if password.Common(*q.Password) {
+		d.metrics.signUpCommon.Inc()
+		return "common_password", errPasswordCommon
 	}
 	if q.CallbackURL != nil && *q.CallbackURL != "" && !guard.trustedRedirect(*q.CallbackURL) {
 		return "invalid", errInvalidCallback

@@ -149,3 +149,37 @@ func TestQueueGivesUpWithContext(t *testing.T) {
 	}
 	<-h.sem
 }
+
+func TestCommonPasswordList(t *testing.T) {
+	long := 0
+	CommonEntries(func(s string) {
+		if n := len([]rune(s)); n >= 8 && n <= 128 {
+			long++
+		}
+	})
+	if long < 1000 {
+		t.Errorf("list has %d entries of 8–128 characters, want at least 1000", long)
+	}
+	if CommonCount() < long {
+		t.Errorf("CommonCount = %d, fewer than the %d entries read", CommonCount(), long)
+	}
+	for _, tt := range []struct {
+		pw   string
+		want bool
+	}{
+		{"password", true},
+		{"PassWord", true}, // letter case does not help
+		{"12345678", true},
+		{"baseball", true},
+		{"password123", true},
+		{"iloveyou", true},
+		{"# Common passwords rejected at sign-up (authsvc/internal/password).", false}, // header is not an entry
+		{"", false},
+		{"correct horse battery staple", false},
+		{"vT9#qL2!mZ7@wR4$", false},
+	} {
+		if got := Common(tt.pw); got != tt.want {
+			t.Errorf("Common(%q) = %v, want %v", tt.pw, got, tt.want)
+		}
+	}
+}
