@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestQuickRun runs the harness end to end in -quick mode for the rows that
+// need no service binaries (direct, bare, nginx): real wrk, real nginx, the
+// real upstream and bare proxy. Missing tools are installed when we are
+// root; otherwise the test fails saying what to install — it never skips.
+func TestQuickRun(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, []string{"-quick", "-d", "1s", "-rows", "direct,bare,nginx", "-out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("gatebench -quick: %v\nstderr:\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("latest.json: %v", err)
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("rows = %d, want 3 (direct, bare, nginx)", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		if r.RPS.N != 1 || r.RPS.Median <= 0 || r.P99ms.Median <= 0 || r.Failed > 0 || r.Errors > 0 {
+			t.Errorf("row %s: rps %+v p99 %+v failed %d errors %d, want one clean run", r.ID, r.RPS, r.P99ms, r.Failed, r.Errors)
+		}
+		if r.PeakRSSMiB <= 0 || r.ProxyCPU.Median <= 0 {
+			t.Errorf("row %s: peak RSS %.1f MiB, proxy CPU %.1f µs/req: want both measured", r.ID, r.PeakRSSMiB, r.ProxyCPU.Median)
+		}
+	}
+	want := map[string]bool{"bare / direct": false, "nginx / bare": false}
+	for _, x := range rep.Ratios {
+		if _, ok := want[x.Name]; ok && x.RPS.N == 1 && x.RPS.Median > 0 {
+			want[x.Name] = true
+		}
+	}
+	for name, ok := range want {
+		if !ok {
+			t.Errorf("ratio %q missing from %+v", name, rep.Ratios)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "latest.md"))
+	if err != nil || !bytes.Equal(md, stdout.Bytes()) {
+		t.Errorf("latest.md differs from the printed table (err %v)", err)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   []float64
+		want stat
+	}{
+		{"empty has N 0", nil, stat{}},
+		{"odd count takes the middle", []float64{3, 1, 2}, stat{Median: 2, Min: 1, Max: 3, N: 3}},
+		{"even count averages the middle two", []float64{4, 1, 2, 3}, stat{Median: 2.5, Min: 1, Max: 4, N: 4}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarize(tt.in); got != tt.want {
+				t.Errorf("summarize(%v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadStatSelf(t *testing.T) {
+	st, err := readStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ppid != os.Getppid() {
+		t.Errorf("ppid = %d, want %d", st.ppid, os.Getppid())
+	}
+	if rss, err := peakRSS([]int{os.Getpid()}); err != nil || rss <= 0 {
+		t.Errorf("peakRSS(self) = %d, %v; want > 0", rss, err)
+	}
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// stat is the median and range of one measure over the repetitions.
+type stat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	N      int     `json:"n"`
+}
+
+func summarize(xs []float64) stat {
+	if len(xs) == 0 {
+		return stat{} // N == 0: printed as "—" (JSON has no NaN)
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{Median: m, Min: s[0], Max: s[len(s)-1], N: len(s)}
+}
+
+type rowSummary struct {
+	ID         string      `json:"id"`
+	Title      string      `json:"title"`
+	Ours       bool        `json:"ours"`
+	RPS        stat        `json:"rps"`
+	P50ms      stat        `json:"p50_ms"`
+	P99ms      stat        `json:"p99_ms"`
+	ProxyCPU   stat        `json:"proxy_cpu_us_per_req"`
+	OtherCPU   stat        `json:"upstream_cpu_us_per_req"`
+	PeakRSSMiB float64     `json:"proxy_peak_rss_mib"` // the highest over repetitions
+	Errors     int64       `json:"errors"`
+	Failed     int         `json:"failed_runs"`
+	Runs       []runResult `json:"runs"`
+}
+
+// ratio compares row A to row B within each repetition, then takes the
+// median, so a repetition slowed by a neighbour counts against both sides.
+type ratio struct {
+	A          string `json:"a"`
+	B          string `json:"b"`
+	Name       string `json:"name"`
+	RPS        stat   `json:"rps_ratio"`
+	P99DeltaMS stat   `json:"p99_delta_ms"`
+}
+
+type target struct {
+	Name     string  `json:"name"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Verdict  string  `json:"verdict"` // PASS, MISS, or "not run"
+}
+
+type report struct {
+	Meta    map[string]string `json:"meta"`
+	Rows    []rowSummary      `json:"rows"`
+	Ratios  []ratio           `json:"ratios"`
+	Targets []target          `json:"targets"`
+}
+
+func buildReport(cfg config, selected []row, results map[string][]runResult, m map[string]string) *report {
+	rep := &report{Meta: m}
+	byID := map[string]*rowSummary{}
+	for _, r := range selected {
+		s := rowSummary{ID: r.ID, Title: r.Title, Ours: r.Ours, Runs: results[r.ID]}
+		var rps, p50, p99, pc, oc []float64
+		for _, x := range s.Runs {
+			if x.Err != "" {
+				s.Failed++
+				continue
+			}
+			rps = append(rps, x.RPS)
+			p50 = append(p50, x.Wrk.P50US/1000)
+			p99 = append(p99, x.Wrk.P99US/1000)
+			pc = append(pc, x.ProxyCPUus)
+			oc = append(oc, x.OtherCPUus)
+			s.PeakRSSMiB = math.Max(s.PeakRSSMiB, float64(x.PeakRSS)/(1<<20))
+			s.Errors += x.Wrk.errors()
+		}
+		s.RPS, s.P50ms, s.P99ms, s.ProxyCPU, s.OtherCPU = summarize(rps), summarize(p50), summarize(p99), summarize(pc), summarize(oc)
+		rep.Rows = append(rep.Rows, s)
+		byID[r.ID] = &rep.Rows[len(rep.Rows)-1]
+	}
+
+	pair := func(a, b string) (ratio, bool) {
+		ra, rb := byID[a], byID[b]
+		if ra == nil || rb == nil {
+			return ratio{}, false
+		}
+		var rs, ds []float64
+		for i := range min(len(ra.Runs), len(rb.Runs)) {
+			x, y := ra.Runs[i], rb.Runs[i]
+			if x.Err != "" || y.Err != "" || y.RPS == 0 {
+				continue
+			}
+			rs = append(rs, x.RPS/y.RPS)
+			ds = append(ds, (x.Wrk.P99US-y.Wrk.P99US)/1000)
+		}
+		if len(rs) == 0 {
+			return ratio{}, false
+		}
+		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds)}, true
+	}
+	comparisons := [][2]string{
+		{"bare", "direct"}, {"nginx", "bare"},
+		{"hs256", "bare"}, {"eddsa", "bare"}, {"cookie", "bare"}, {"eddsa-fresh", "bare"}, {"hs256-fresh", "bare"},
+		{"hs256", "nginx"}, {"eddsa", "nginx"},
+	}
+	ratios := map[string]ratio{}
+	for _, c := range comparisons {
+		if r, ok := pair(c[0], c[1]); ok {
+			rep.Ratios = append(rep.Ratios, r)
+			ratios[r.Name] = r
+		}
+	}
+
+	// Targets from the performance issue, judged on the median ratio.
+	vsBare := func(id string, minRatio, maxP99ms float64) target {
+		name := fmt.Sprintf("%s ≥ %.2f× bare", id, minRatio)
+		if maxP99ms > 0 {
+			name += fmt.Sprintf(" and ≤ %.0f ms added p99", maxP99ms)
+		}
+		t := target{Name: name + fmt.Sprintf(" (%d connections)", cfg.Conns), Verdict: "not run"}
+		r, ok := ratios[id+" / bare"]
+		if !ok {
+			return t
+		}
+		t.Value = r.RPS.Median
+		t.Measured = fmt.Sprintf("%.2f× (%.2f–%.2f)", r.RPS.Median, r.RPS.Min, r.RPS.Max)
+		pass := r.RPS.Median >= minRatio
+		if maxP99ms > 0 {
+			t.Measured += fmt.Sprintf(", p99 %+.2f ms", r.P99DeltaMS.Median)
+			pass = pass && r.P99DeltaMS.Median <= maxP99ms
+		}
+		t.Verdict = verdict(pass)
+		return t
+	}
+	for _, id := range []string{"hs256", "eddsa", "cookie"} {
+		rep.Targets = append(rep.Targets, vsBare(id, 0.90, 1))
+	}
+	rep.Targets = append(rep.Targets, vsBare("eddsa-fresh", 0.40, 0), vsBare("hs256-fresh", 0.80, 0))
+
+	rss := target{Name: "our proxy peak RSS ≤ 40 MiB (every proxy row)", Verdict: "not run"}
+	worst, worstID := -1.0, ""
+	for _, s := range rep.Rows {
+		if s.Ours && s.RPS.N > 0 && s.PeakRSSMiB > worst {
+			worst, worstID = s.PeakRSSMiB, s.ID
+		}
+	}
+	if worst >= 0 {
+		rss.Value, rss.Measured, rss.Verdict = worst, fmt.Sprintf("%.1f MiB (%s)", worst, worstID), verdict(worst <= 40)
+	}
+	rep.Targets = append(rep.Targets, rss)
+
+	list := target{Name: "full stack list-50 ≥ 30 × 250 = 7500 req/s", Verdict: "not run"}
+	if s := byID["list50"]; s != nil && s.RPS.N > 0 {
+		list.Value = s.RPS.Median
+		list.Measured = fmt.Sprintf("%.0f req/s = %.1f × 250 (%.1f–%.1f)", s.RPS.Median, s.RPS.Median/250, s.RPS.Min/250, s.RPS.Max/250)
+		list.Verdict = verdict(s.RPS.Median >= 7500)
+	}
+	rep.Targets = append(rep.Targets, list)
+	return rep
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func (s stat) rng(format string) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.N == 1 {
+		return fmt.Sprintf(format, s.Median)
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", s.Median, s.Min, s.Max)
+}
+
+func (s stat) med(format string) string {
+	if s.N == 0 {
+		return "—"
+	}
+	return fmt.Sprintf(format, s.Median)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	m := r.Meta
+	fmt.Fprintf(&b, "# Gatehouse proxy benchmark\n\n")
+	fmt.Fprintf(&b, "%s on %s (%s CPUs, load average at start %s), %s, %s, %s.\n",
+		m["date"], m["host"], m["cpus"], m["loadavg"], m["go"], m["wrk"], m["nginx"])
+	fmt.Fprintf(&b, "Load: `%s`, same for every row; %s repetitions interleaved across rows; median (min–max). "+
+		"Services at LOG_LEVEL=%s. Run took %s.\n\n", m["load"], m["reps"], m["log_level"], m["duration"])
+
+	b.WriteString("| row | req/s | p50 ms | p99 ms | proxy CPU µs/req | upstream CPU µs/req | proxy peak RSS MiB | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Rows {
+		rss := fmt.Sprintf("%.1f", s.PeakRSSMiB)
+		if s.RPS.N == 0 {
+			rss = "—"
+		}
+		errs := fmt.Sprint(s.Errors)
+		if s.Failed > 0 {
+			errs += fmt.Sprintf(", %d runs failed", s.Failed)
+		}
+		fmt.Fprintf(&b, "| `%s` %s | %s | %s | %s | %s | %s | %s | %s |\n", s.ID, s.Title,
+			s.RPS.rng("%.0f"), s.P50ms.med("%.2f"), s.P99ms.rng("%.2f"),
+			s.ProxyCPU.med("%.1f"), s.OtherCPU.med("%.1f"), rss, errs)
+	}
+
+	b.WriteString("\nRatios, taken within each repetition, then the median (min–max):\n\n")
+	b.WriteString("| comparison | req/s ratio | p99 Δ ms |\n|---|---:|---:|\n")
+	for _, x := range r.Ratios {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", x.Name, x.RPS.rng("%.2f×"), x.P99DeltaMS.rng("%+.2f"))
+	}
+
+	b.WriteString("\n| target | measured | verdict |\n|---|---|---|\n")
+	for _, t := range r.Targets {
+		meas := t.Measured
+		if meas == "" {
+			meas = "—"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Name, meas, t.Verdict)
+	}
+	b.WriteString("\n" + notes)
+	return b.String()
+}
+
+const notes = `Notes: "proxy" CPU is utime+stime (children included) of the proxy-role process tree
+over the measured run divided by requests (direct row: the upstream itself; nginx: master and
+workers; full stack: our proxy); "upstream" is the rest (the fixed upstream, or backend + authsvc +
+Postgres + Redis). Peak RSS is VmHWM (nginx: summed over its processes); every run starts a new
+proxy, so it is per row. wrk runs on the same cores as the servers: the fresh-token rows also pay
+for wrk's per-request Lua, which lowers them against the static rows.
+`
+
+// write stores the table as latest.md and everything as latest.json.
+func (r *report) write(dir, md string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "latest.json"), append(js, '\n'), 0o644)
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// runResult is one measured run of one row.
+type runResult struct {
+	Rep        int       `json:"rep"`
+	Wrk        wrkResult `json:"wrk"`
+	RPS        float64   `json:"rps"`
+	ProxyCPUus float64   `json:"proxy_cpu_us_per_req"`    // proxyRoots' CPU over the measured run / requests
+	OtherCPUus float64   `json:"upstream_cpu_us_per_req"` // otherRoots' likewise
+	PeakRSS    int64     `json:"proxy_peak_rss_bytes"`    // VmHWM of proxyRoots' trees, summed (nginx: master + workers)
+	Err        string    `json:"error,omitempty"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	started := time.Now()
+
+	selected := make([]row, 0, len(rows))
+	for _, r := range rows {
+		if len(cfg.Rows) == 0 || contains(cfg.Rows, r.ID) {
+			selected = append(selected, r)
+		}
+	}
+	needNginx, needStack := false, false
+	var needBins []string
+	for _, r := range selected {
+		needNginx = needNginx || r.ID == "nginx"
+		needStack = needStack || r.Stack
+		if r.Ours {
+			needBins = append(needBins, "proxy")
+		}
+		if r.Stack {
+			needBins = append(needBins, "authsvc", "backend")
+		}
+	}
+	for _, b := range needBins {
+		if _, err := os.Stat(filepath.Join(cfg.Bin, b)); err != nil {
+			return fmt.Errorf("%s: %v: run `make build` first, point -bin at the binaries, or leave its rows out with -rows", filepath.Join(cfg.Bin, b), err)
+		}
+	}
+	if err := ensureTools(needNginx); err != nil {
+		return err
+	}
+
+	work, err := os.MkdirTemp("", "gatebench-")
+	if err != nil {
+		return err
+	}
+	failed := true
+	defer func() {
+		if cfg.KeepWorkDir || failed {
+			fmt.Fprintf(stderr, "gatebench: logs and configs kept in %s\n", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
+	e := &env{cfg: cfg, work: work, helpers: filepath.Join(work, "helpers"),
+		reused: map[string]string{}, fresh: map[string]string{}}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "gatebench: "+format+"\n", a...) }
+
+	logf("building upstream and bareproxy")
+	if err := buildHelpers(e.helpers); err != nil {
+		return err
+	}
+	if e.signer, err = newSigner(); err != nil {
+		return err
+	}
+	if err := e.startUpstream(ctx); err != nil {
+		return err
+	}
+	defer e.upstream.stop()
+	for _, alg := range []string{"EdDSA", "HS256"} {
+		if e.reused[alg], err = e.signer.token(alg, -1); err != nil {
+			return err
+		}
+	}
+	for _, r := range selected {
+		if r.Fresh != "" && e.fresh[r.Fresh] == "" {
+			logf("signing %d fresh %s tokens", cfg.Tokens, r.Fresh)
+			path := filepath.Join(work, "tokens-"+r.Fresh+".txt")
+			if err := e.signer.writeTokens(path, r.Fresh, cfg.Tokens); err != nil {
+				return err
+			}
+			e.fresh[r.Fresh] = path
+		}
+	}
+	if needStack {
+		logf("starting Postgres, Redis, authsvc and backend")
+		e.stack, err = startStack(ctx, e)
+		if e.stack != nil {
+			defer e.stack.stop()
+		}
+		if err != nil {
+			return fmt.Errorf("full stack: %w", err)
+		}
+	}
+
+	// Repetitions are interleaved (row 1..n, then again), so slow drift
+	// on a shared machine lands on every row alike and pairs stay fair.
+	results := map[string][]runResult{}
+	var runErrs []error
+	for rep := range cfg.Reps {
+		for _, r := range selected {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res, err := e.runOnce(ctx, r, rep)
+			if err != nil {
+				res.Err = err.Error()
+				runErrs = append(runErrs, fmt.Errorf("%s rep %d: %w", r.ID, rep+1, err))
+				logf("%-12s rep %d/%d: FAILED: %v", r.ID, rep+1, cfg.Reps, err)
+			} else {
+				logf("%-12s rep %d/%d: %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %6.1f µs/req  errors %d",
+					r.ID, rep+1, cfg.Reps, res.RPS, res.Wrk.P50US/1000, res.Wrk.P99US/1000, res.ProxyCPUus, res.Wrk.errors())
+			}
+			results[r.ID] = append(results[r.ID], res)
+		}
+	}
+
+	rep := buildReport(cfg, selected, results, meta(cfg, started))
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if cfg.Out != "" {
+		if err := rep.write(cfg.Out, md); err != nil {
+			return err
+		}
+		logf("wrote %s and %s", filepath.Join(cfg.Out, "latest.md"), filepath.Join(cfg.Out, "latest.json"))
+	}
+	if len(runErrs) > 0 {
+		return errors.Join(runErrs...)
+	}
+	failed = false
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// startUpstream runs the fixed-JSON upstream, which also serves the JWKS.
+func (e *env) startUpstream(ctx context.Context) error {
+	jwksPath := filepath.Join(e.work, "jwks.json")
+	if err := os.WriteFile(jwksPath, e.signer.jwks(), 0o644); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := startProc("upstream", e.work, filepath.Join(e.helpers, "upstream"), []string{"-addr", addr, "-jwks", jwksPath}, nil)
+	if err != nil {
+		return err
+	}
+	e.upstream, e.upURL = p, "http://"+addr
+	return p.waitHTTP(ctx, e.upURL+benchPath, http.StatusOK, 10*time.Second)
+}
+
+// runOnce starts the row's front, checks one request gets the expected
+// status (so we never benchmark 401s), warms up, measures, and stops it.
+func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
+	res := runResult{Rep: rep + 1}
+	f, err := r.start(ctx, e)
+	if f != nil {
+		defer func() {
+			for _, p := range f.procs {
+				p.stop()
+			}
+		}()
+	}
+	if err != nil {
+		return res, err
+	}
+	l := r.load(e)
+	if err := e.check(ctx, f.url, r, l); err != nil {
+		return res, err
+	}
+	script, err := l.script(e.work, r.ID)
+	if err != nil {
+		return res, err
+	}
+	o := wrkOpts{Threads: e.cfg.Threads, Conns: e.cfg.Conns, Timeout: e.cfg.Timeout}
+	// Fresh tokens: the warm-up takes the first fifth, the measured run the
+	// rest, so no token is verified twice in one proxy's life.
+	warmN := e.cfg.Tokens / 5
+	if _, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Warmup, l, 0, warmN); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
+	proxyBefore, otherBefore := sampleTrees(f.proxyRoots), sampleTrees(f.otherRoots)
+	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, warmN, e.cfg.Tokens-warmN)
+	if err != nil {
+		return res, err
+	}
+	proxyCPU := cpuDelta(proxyBefore, sampleTrees(f.proxyRoots))
+	otherCPU := cpuDelta(otherBefore, sampleTrees(f.otherRoots))
+	res.Wrk, res.RPS = w, w.rps()
+	res.ProxyCPUus = proxyCPU * 1e6 / float64(w.Requests)
+	res.OtherCPUus = otherCPU * 1e6 / float64(w.Requests)
+	var pids []int
+	for _, root := range f.proxyRoots {
+		pids = append(pids, treePIDs(root)...)
+	}
+	if res.PeakRSS, err = peakRSS(pids); err != nil {
+		return res, err
+	}
+	for _, p := range f.procs {
+		select {
+		case <-p.done:
+			return res, fmt.Errorf("%s exited during the run (%v):\n%s", p.name, p.err, p.logTail())
+		default:
+		}
+	}
+	if n := w.errors(); n*100 > w.Requests {
+		return res, fmt.Errorf("%d of %d requests failed (non-2xx %d, timeouts %d, connect %d, read %d, write %d)",
+			n, w.Requests, w.Status, w.Timeout, w.Connect, w.Read, w.Write)
+	}
+	return res, nil
+}
+
+// check sends one request like the row's and wants r.Want.
+func (e *env) check(ctx context.Context, base string, r row, l load) error {
+	req, err := http.NewRequestWithContext(ctx, l.Method, base+l.Path, strings.NewReader(l.Body))
+	if err != nil {
+		return err
+	}
+	for k, v := range l.Headers {
+		req.Header.Set(k, v)
+	}
+	if l.TokenFile != "" {
+		req.Header.Set("Authorization", "Bearer "+e.reused[r.Fresh])
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("check request: %w", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+	if resp.StatusCode != r.Want {
+		return fmt.Errorf("check request %s %s: %s, want %d: %s", l.Method, l.Path, resp.Status, r.Want, b)
+	}
+	return nil
+}
+
+// meta describes the machine and tools, so a table is never read without
+// knowing what produced it.
+func meta(cfg config, started time.Time) map[string]string {
+	host, _ := os.Hostname()
+	load, _ := os.ReadFile("/proc/loadavg")
+	return map[string]string{
+		"date":       started.UTC().Format(time.RFC3339),
+		"host":       host,
+		"cpus":       fmt.Sprint(runtime.NumCPU()),
+		"loadavg":    strings.TrimSpace(string(load)),
+		"go":         runtime.Version(),
+		"wrk":        toolVersion("wrk", "-v"),
+		"nginx":      toolVersion("nginx", "-v"),
+		"load":       fmt.Sprintf("wrk -t%d -c%d -d%s (warm-up %s) --timeout %s --latency", cfg.Threads, cfg.Conns, secs(cfg.Duration), secs(cfg.Warmup), secs(cfg.Timeout)),
+		"reps":       fmt.Sprint(cfg.Reps),
+		"log_level":  cfg.LogLevel,
+		"prod_argon": fmt.Sprint(cfg.ProdArgon),
+		"duration":   time.Since(started).Round(time.Second).String(),
+	}
+}

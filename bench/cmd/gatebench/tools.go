@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"gatehouse.dev/kit/devenv"
+)
+
+// ensureTools installs wrk and nginx from Debian when missing and we are
+// root, under the same lock and with the same no-service-start policy as
+// kit/devenv, so nginx never starts on port 80. Without root it names what
+// to install; it never skips a row.
+func ensureTools(needNginx bool) error {
+	want := map[string]string{"wrk": "wrk"}
+	if needNginx {
+		want["nginx"] = "nginx"
+	}
+	var missing []string
+	for bin, pkg := range want {
+		if _, err := lookTool(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("missing %v: install them (apt-get install %s) or run as root", missing, strings.Join(missing, " "))
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "gatehouse-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	// Someone else may have installed them while we waited for the lock.
+	missing = missing[:0]
+	for bin, pkg := range want {
+		if _, err := lookTool(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := devenv.AptInstall(missing...); err != nil {
+		return err
+	}
+	for bin := range want {
+		if _, err := lookTool(bin); err != nil {
+			return fmt.Errorf("%s still not found after apt-get install: %w", bin, err)
+		}
+	}
+	return nil
+}
+
+// lookTool finds bin on PATH or in /usr/sbin (nginx lives there, and a
+// non-login PATH may lack it).
+func lookTool(bin string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	p := filepath.Join("/usr/sbin", bin)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found on PATH or in /usr/sbin", bin)
+}
+
+// toolVersion returns the first line a tool prints about its version.
+func toolVersion(bin string, args ...string) string {
+	p, err := lookTool(bin)
+	if err != nil {
+		return "not installed"
+	}
+	out, _ := exec.Command(p, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(line)
+}
+
+// buildHelpers builds the upstream and the bare proxy into dir, like the
+// services are built (static, trimmed). GOWORK=off: the bench module stands
+// alone whether or not go.work lists it, and needs only kit via replace.
+func buildHelpers(dir string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+string(os.PathSeparator),
+		"gatehouse.dev/bench/cmd/upstream", "gatehouse.dev/bench/cmd/bareproxy")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build helpers (run gatebench from inside bench/): %w\n%s", err, out)
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+module gatehouse.dev/bench
+
+go 1.26.0
+
+require (
+	gatehouse.dev/kit v0.0.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.13.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+)
+
+replace gatehouse.dev/kit => ../kit
