@@ -46,26 +46,16 @@ COPY --from=modfiles /src/ ./
 RUN go mod download
 
 # ---------------------------------------------------------------------------
-# source: the whole tree on top of the downloaded modules; each service below
-# compiles only its own package, so building one target never needs another
-# service to compile.
-FROM deps AS source
+# build: the whole tree on top of the downloaded modules, every service
+# compiled in one `go build`. The services share most of their dependencies
+# (bun, pgx, zap, prometheus), so one compile is several times cheaper than
+# four, and building any --target after the first reuses this cached layer.
+FROM deps AS build
 # Everything was downloaded above: compiling must not reach the network, so a
 # missing module fails here, loudly, instead of being fetched uncached.
 ENV GOPROXY=off GOFLAGS=-mod=readonly
 COPY . .
-
-FROM source AS build-proxy
-RUN go build -trimpath -ldflags='-s -w' -o /out/proxy ./proxy
-
-FROM source AS build-backend
-RUN go build -trimpath -ldflags='-s -w' -o /out/backend ./backend
-
-FROM source AS build-authsvc
-RUN go build -trimpath -ldflags='-s -w' -o /out/authsvc ./authsvc
-
-FROM source AS build-web
-RUN go build -trimpath -ldflags='-s -w' -o /out/web ./web
+RUN mkdir -p /out && go build -trimpath -ldflags='-s -w' -o /out/ ./proxy ./backend ./authsvc ./web
 
 # ---------------------------------------------------------------------------
 # Final images. Exec-form ENTRYPOINT: there is no shell to run a string form.
@@ -73,25 +63,25 @@ RUN go build -trimpath -ldflags='-s -w' -o /out/web ./web
 # which has no /etc/passwd, and so Kubernetes' runAsNonRoot can verify it.
 
 FROM ${RUNTIME_IMAGE} AS proxy
-COPY --from=build-proxy /out/proxy /proxy
+COPY --from=build /out/proxy /proxy
 USER 65532:65532
 EXPOSE 8080 9090
 ENTRYPOINT ["/proxy"]
 
 FROM ${RUNTIME_IMAGE} AS backend
-COPY --from=build-backend /out/backend /backend
+COPY --from=build /out/backend /backend
 USER 65532:65532
 EXPOSE 8081 9091
 ENTRYPOINT ["/backend"]
 
 FROM ${RUNTIME_IMAGE} AS authsvc
-COPY --from=build-authsvc /out/authsvc /authsvc
+COPY --from=build /out/authsvc /authsvc
 USER 65532:65532
 EXPOSE 8082 9092
 ENTRYPOINT ["/authsvc"]
 
 FROM ${RUNTIME_IMAGE} AS web
-COPY --from=build-web /out/web /web
+COPY --from=build /out/web /web
 USER 65532:65532
 EXPOSE 8083
 ENTRYPOINT ["/web"]

@@ -52,3 +52,71 @@ clean:
 	rm -rf bin
 
 FORCE:
+
+# ---- Containers and Kubernetes -------------------------------------------
+# podman if present (this machine's docker is a client without a daemon).
+CONTAINER    ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE_PREFIX ?= localhost/gatehouse
+IMAGE_TAG    ?= dev
+# Extra build flags; on hosts like the development machines here:
+# CONTAINER="podman --runtime runc" IMAGE_FLAGS="--ulimit nofile=20000:20000 --ulimit nproc=32768:32768"
+IMAGE_FLAGS  ?=
+KIND         ?= kind
+KIND_CLUSTER ?= gatehouse
+KUBECTL      ?= kubectl --context kind-$(KIND_CLUSTER)
+ENTRY        ?= gateway
+ENVOY_GATEWAY_VERSION ?= v1.5.0
+INGRESS_NGINX_VERSION ?= controller-v1.13.0
+
+.PHONY: images kind-up kind-load kind-secrets deploy kind-down
+
+images:
+	@test -n "$(CONTAINER)" || { echo "images: need podman or docker"; exit 1; }
+	for s in proxy backend authsvc web; do \
+	  $(CONTAINER) build $(IMAGE_FLAGS) --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) . ; \
+	done
+
+kind-up:
+	$(KIND) get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER) || \
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind/cluster.yaml --wait 120s
+	$(KUBECTL) apply --server-side -f https://github.com/envoyproxy/gateway/releases/download/$(ENVOY_GATEWAY_VERSION)/install.yaml
+	$(KUBECTL) -n envoy-gateway-system wait --for=condition=Available deployment/envoy-gateway --timeout=180s
+	$(KUBECTL) apply -f k8s/kind/gatewayclass.yaml
+	@if [ "$(ENTRY)" = ingress ]; then \
+	  $(KUBECTL) apply -f https://raw.githubusercontent.com/kubernetes/ingress-nginx/$(INGRESS_NGINX_VERSION)/deploy/static/provider/kind/deploy.yaml; \
+	  $(KUBECTL) -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=180s; \
+	fi
+
+# Images into the cluster's containerd, by archive so podman works too.
+kind-load:
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	for s in proxy backend authsvc web; do \
+	  $(CONTAINER) save -o $$tmp/$$s.tar $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG); \
+	  $(KIND) load image-archive --name $(KIND_CLUSTER) $$tmp/$$s.tar; \
+	done
+
+# Random development secrets for the kind overlay (git-ignored files).
+kind-secrets:
+	go run ./k8s/cmd/kindsecrets k8s/overlays/kind/secrets
+
+deploy: kind-secrets
+	$(KUBECTL) apply -k k8s/overlays/kind
+	$(KUBECTL) -n gatehouse rollout status statefulset/postgres --timeout=180s
+	$(KUBECTL) -n gatehouse rollout status deployment/authsvc --timeout=180s
+	$(KUBECTL) -n gatehouse rollout status deployment/todo --timeout=180s
+	$(KUBECTL) -n gatehouse rollout status deployment/web --timeout=180s
+	@# The chosen entry owns NodePort 30080, which kind maps to http://localhost.
+	@if [ "$(ENTRY)" = ingress ]; then \
+	  $(KUBECTL) -n ingress-nginx patch svc ingress-nginx-controller --type=json \
+	    -p '[{"op":"replace","path":"/spec/ports/0/nodePort","value":30080}]'; \
+	else \
+	  for i in $$(seq 30); do \
+	    svc=$$($(KUBECTL) -n envoy-gateway-system get svc -l gateway.envoyproxy.io/owning-gateway-name=gatehouse,gateway.envoyproxy.io/owning-gateway-namespace=gatehouse -o name); \
+	    [ -n "$$svc" ] && break; sleep 2; done; \
+	  $(KUBECTL) -n envoy-gateway-system patch $$svc --type=json \
+	    -p '[{"op":"replace","path":"/spec/ports/0/nodePort","value":30080}]'; \
+	fi
+	@echo "Gatehouse is on http://localhost/"
+
+kind-down:
+	$(KIND) delete cluster --name $(KIND_CLUSTER)

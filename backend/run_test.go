@@ -261,3 +261,25 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		t.Errorf("bad DATABASE_URL error = %v; want an error that does not echo the password", err)
 	}
 }
+
+func TestProbeCommand(t *testing.T) {
+	t.Parallel()
+	p := startBackend(t, testenv.Database(t))
+	p.waitReady(t)
+	for _, tc := range []struct {
+		addr, path string
+		ok         bool
+	}{
+		{p.addr, "/readyz", true},
+		{p.addr, "/healthz", true},
+		{p.addr, "/metrics", false},
+		{freeAddr(t), "/readyz", false}, // nothing listening
+	} {
+		cmd := exec.Command(backendBinary(t), "probe", tc.path)
+		cmd.Env = []string{"BACKEND_ADDR=" + tc.addr}
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != tc.ok {
+			t.Errorf("probe %s on %s: err=%v %s, want ok=%v", tc.path, tc.addr, err, out, tc.ok)
+		}
+	}
+}

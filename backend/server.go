@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/uptrace/bun"
 	"go.uber.org/zap"
@@ -22,6 +24,9 @@ import (
 // run is the whole program; main only calls it. It returns when ctx is
 // cancelled or SIGINT/SIGTERM arrives, after a graceful shutdown.
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "probe" {
+		return probe(ctx, lookup, args[1:])
+	}
 	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -48,7 +53,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		case "migrate":
 			return nil
 		default:
-			return fmt.Errorf("unknown command %q (want no arguments, or migrate)", args[0])
+			return fmt.Errorf("unknown command %q (want no arguments, migrate, or probe PATH)", args[0])
 		}
 	}
 
@@ -95,4 +100,41 @@ func upperFirst(s string) string {
 		return s
 	}
 	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// probe is `backend probe /readyz`: GET the path on this container's own
+// loopback listener and succeed only on 200. The kubelet cannot reach a
+// loopback listener, and the image has no shell or curl, so the binary is its
+// own exec probe.
+func probe(ctx context.Context, lookup func(string) (string, bool), args []string) error {
+	path := "/readyz"
+	if len(args) > 0 {
+		path = args[0]
+	}
+	if path != "/readyz" && path != "/healthz" {
+		return fmt.Errorf("probe: want /readyz or /healthz, got %q", path)
+	}
+	addr, _ := lookup("BACKEND_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8081"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("probe: BACKEND_ADDR %q: want host:port", addr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: status %d", path, resp.StatusCode)
+	}
+	return nil
 }
