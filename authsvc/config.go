@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/kit/envconf"
 )
@@ -36,6 +38,18 @@ type config struct {
 
 	Password        password.Params
 	HashConcurrency int
+
+	// RedisURL ("" = off) is where session revocations are published for
+	// the proxies (internal/revoke) and failed sign-ins counted per account
+	// (internal/throttle).
+	RedisURL     string
+	RedisPrefix  string        // REDIS_PREFIX: prepended to every key and channel
+	RedisTimeout time.Duration // dial, read and write: a dead Redis never stalls sign-out for long
+
+	SignInFreeFailures int           // failures per account before sign-ins slow down
+	SignInDelayBase    time.Duration // first delay, doubling per further failure
+	SignInDelayMax     time.Duration // delay cap (a delay, never a lock-out)
+	SignInFailWindow   time.Duration // the count expires this long after the last attempt
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -68,6 +82,27 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// Each argon2id run holds Memory; more runs than cores only queue on
 		// the CPU while holding memory, so the bound defaults to GOMAXPROCS.
 		HashConcurrency: e.Int("PASSWORD_HASH_CONCURRENCY", min(max(runtime.GOMAXPROCS(0), 1), 8), 1, 256),
+
+		RedisURL:     e.URL("REDIS_URL", "", "redis", "rediss"),
+		RedisPrefix:  e.Str("REDIS_PREFIX", "gatehouse:"),
+		RedisTimeout: e.Duration("REDIS_TIMEOUT", 500*time.Millisecond),
+
+		SignInFreeFailures: e.Int("SIGNIN_FREE_FAILURES", 5, 1, 1000),
+		SignInDelayBase:    e.Duration("SIGNIN_DELAY_BASE", 250*time.Millisecond),
+		SignInDelayMax:     e.Duration("SIGNIN_DELAY_MAX", 8*time.Second),
+		SignInFailWindow:   e.Duration("SIGNIN_FAIL_WINDOW", 15*time.Minute),
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			// The parser's message may quote the URL, which can hold a password.
+			e.Fail("REDIS_URL", "not a valid Redis URL: want redis://[:password@]host:port/db")
+		}
+	}
+	if c.SignInDelayMax < c.SignInDelayBase {
+		e.Fail("SIGNIN_DELAY_MAX", "want at least SIGNIN_DELAY_BASE")
+	}
+	if c.SignInDelayMax > time.Minute {
+		e.Fail("SIGNIN_DELAY_MAX", "want at most 1m: longer holds connections and looks like a lock-out")
 	}
 	if _, ok := e.Lookup("DATABASE_URL"); !ok {
 		e.Fail("DATABASE_URL", "required but not set: want postgres://user:pass@host:port/db")

@@ -7,7 +7,8 @@ import (
 )
 
 // addRoutes is authsvc's whole API (SPEC.md, authsvc): Better Auth's
-// email-and-password endpoints and its JWT plugin's /token and /jwks.
+// email-and-password endpoints, its session revocation endpoints, and its
+// JWT plugin's /token and /jwks.
 func addRoutes(mux *http.ServeMux, d *deps, lc *httpx.Lifecycle) {
 	guard := newOriginGuard(d.cfg) // CSRF: Origin checks on cookie-bearing or login POSTs
 	mux.Handle("POST /api/auth/sign-up/email", guard.login(handleSignUpEmail(d, guard)))
@@ -15,6 +16,9 @@ func addRoutes(mux *http.ServeMux, d *deps, lc *httpx.Lifecycle) {
 	mux.Handle("GET /api/auth/get-session", handleSessionGet(d))
 	mux.Handle("GET /api/auth/token", handleTokenGet(d))
 	mux.Handle("POST /api/auth/sign-out", guard.cookies(handleSignOut(d)))
+	mux.Handle("POST /api/auth/revoke-sessions", guard.cookies(handleSessionsRevoke(d)))
+	mux.Handle("POST /api/auth/revoke-other-sessions", guard.cookies(handleOtherSessionsRevoke(d)))
+	mux.Handle("POST /api/auth/revoke-session", guard.cookies(handleSessionRevoke(d)))
 	mux.Handle("GET /api/auth/jwks", handleJWKS(d.keys))
 	mux.Handle("GET /api/auth/ok", handleOK())
 
@@ -27,6 +31,7 @@ func addRoutes(mux *http.ServeMux, d *deps, lc *httpx.Lifecycle) {
 	for path, allow := range map[string]string{
 		"/api/auth/sign-up/email": "POST", "/api/auth/sign-in/email": "POST",
 		"/api/auth/sign-out": "POST", "/api/auth/get-session": "GET, HEAD",
+		"/api/auth/revoke-sessions": "POST", "/api/auth/revoke-other-sessions": "POST", "/api/auth/revoke-session": "POST",
 		"/api/auth/token": "GET, HEAD", "/api/auth/jwks": "GET, HEAD", "/api/auth/ok": "GET, HEAD",
 		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD",
 	} {

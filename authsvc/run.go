@@ -10,12 +10,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
 	"gatehouse.dev/authsvc/internal/keys"
 	"gatehouse.dev/authsvc/internal/password"
+	"gatehouse.dev/authsvc/internal/revoke"
 	"gatehouse.dev/authsvc/internal/session"
+	"gatehouse.dev/authsvc/internal/throttle"
 	"gatehouse.dev/authsvc/internal/user"
 	"gatehouse.dev/authsvc/migrations"
 	"gatehouse.dev/kit/httpx"
@@ -78,10 +81,25 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	go ks.Run(ctx, cfg.KeyReloadInterval)
 	go sweepSessions(ctx, db, log)
 
+	rdb, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	var (
+		revoker *revoke.Publisher
+		thr     *throttle.Throttle
+	)
+	if rdb != nil {
+		defer rdb.Close()
+		revoker = newRevoker(cfg, rdb, m, log)
+		go revoker.Run(ctx)
+		thr = newThrottle(cfg, rdb)
+	}
+
 	lc := &httpx.Lifecycle{}
 	d := &deps{
 		cfg: cfg, db: db, hasher: hasher, keys: ks, metrics: m,
-		cookies: newCookieJar(cfg),
+		cookies: newCookieJar(cfg), revoker: revoker, throttle: thr,
 	}
 	h := newServer(log, metrics, lc, d)
 	sc := httpx.ServeConfig{
@@ -157,6 +175,61 @@ func runKeysRotate(ctx context.Context, cfg config, log *zap.Logger, out io.Writ
 	return err
 }
 
+// openRedis connects to REDIS_URL, or returns nil when it is unset. Redis
+// being down at start-up is only a warning: revocations queue for retry and
+// sign-in throttling fails open until it is back.
+func openRedis(ctx context.Context, cfg config, log *zap.Logger) (*redis.Client, error) {
+	if cfg.RedisURL == "" {
+		log.Warn("REDIS_URL is not set: signed-out sessions are not revoked at the proxies, so their " +
+			"access tokens stay valid until JWT_TTL after sign-out, and failed sign-ins are not slowed per account")
+		return nil, nil
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, errors.New("REDIS_URL: not a valid Redis URL")
+	}
+	// Short timeouts and one retry: sign-out makes one attempt in-line and
+	// leaves the rest to the background retry.
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+	opt.PoolTimeout = cfg.RedisTimeout
+	opt.MaxRetries = 1
+	opt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 2*cfg.RedisTimeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		log.Warn("Redis unreachable at start-up: revocations will be retried and sign-in throttling fails open until it is back",
+			zap.String("redis_addr", opt.Addr), zap.Error(err))
+	}
+	return rdb, nil
+}
+
+func newRevoker(cfg config, rdb *redis.Client, m *authMetrics, log *zap.Logger) *revoke.Publisher {
+	return revoke.New(rdb, revoke.Options{
+		Prefix: cfg.RedisPrefix, TokenTTL: cfg.JWTTTL,
+		Observer: revoke.Observer{
+			Published: func(n int) { m.revokePublished.Add(float64(n)) },
+			Failed:    func(n int) { m.revokeFailed.Add(float64(n)) },
+			Dropped: func(n int) {
+				m.revokeDropped.Add(float64(n))
+				log.Error("session revocations given up: Redis stayed unreachable", zap.Int("count", n))
+			},
+			Retried: func(n int, err error) {
+				if err == nil {
+					log.Info("queued session revocations published", zap.Int("count", n))
+				}
+			},
+		},
+	})
+}
+
+func newThrottle(cfg config, rdb *redis.Client) *throttle.Throttle {
+	return throttle.New(rdb, throttle.Options{
+		Prefix: cfg.RedisPrefix, Free: cfg.SignInFreeFailures,
+		Base: cfg.SignInDelayBase, Max: cfg.SignInDelayMax, Window: cfg.SignInFailWindow,
+	})
+}
+
 // sweepSessions deletes expired sessions hourly; lookups already ignore them.
 func sweepSessions(ctx context.Context, db *bun.DB, log *zap.Logger) {
 	t := time.NewTicker(time.Hour)
@@ -186,6 +259,10 @@ type deps struct {
 	keys    *keys.Set
 	metrics *authMetrics
 	cookies *cookieJar
+	// revoker and throttle are nil without REDIS_URL: revocation is then
+	// not published and sign-ins are not counted per account.
+	revoker  *revoke.Publisher
+	throttle *throttle.Throttle
 }
 
 func (d *deps) users(db bun.IDB) *user.Store { return user.NewStore(db) }

@@ -14,18 +14,26 @@ func newServer(log *zap.Logger, m *httpx.Metrics, lc *httpx.Lifecycle, d *deps) 
 	mux := http.NewServeMux()
 	addRoutes(mux, d, lc)
 	var h http.Handler = mux
-	h = noStore(h)               // inner: auth answers are per-user; /jwks overrides it
+	h = securityHeaders(h)       // inner: auth answers are per-user; /jwks overrides caching
 	h = httpx.Observe(log, m, h) // outer: request ID, access log, panic recovery, metrics
 	return h
 }
 
-// noStore marks every /api/auth answer uncacheable (Better Auth sends
-// no-store on get-session; we extend it to all, since they carry tokens).
-func noStore(next http.Handler) http.Handler {
+// securityHeaders marks every answer as JSON-only API output: never
+// sniffed as HTML, framed, allowed to load anything, or to leak the URL in
+// a Referer (OWASP's REST security headers). Every /api/auth answer is also
+// uncacheable (Better Auth sends no-store on get-session; we extend it to
+// all, since they carry tokens).
+func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		if strings.HasPrefix(r.URL.Path, "/api/auth/") {
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Pragma", "no-cache")
+			h.Set("Cache-Control", "no-store")
+			h.Set("Pragma", "no-cache")
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -103,7 +103,7 @@ func handleSignOut(d *deps) http.Handler {
 		}
 		if token, ok := d.cookies.sessionToken(r); ok {
 			ctx, cancel := d.dbCtx(r.Context())
-			err := d.sessions(d.db).Delete(ctx, token)
+			sid, err := d.sessions(d.db).Delete(ctx, token)
 			cancel()
 			if err != nil {
 				// Unlike Better Auth (which swallows this), report it: the
@@ -111,6 +111,7 @@ func handleSignOut(d *deps) http.Handler {
 				fail(w, r, err)
 				return
 			}
+			d.revoke(r, sid)
 		}
 		d.cookies.expire(w)
 		httpx.WriteJSON(w, http.StatusOK, map[string]bool{"success": true})

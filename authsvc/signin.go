@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -8,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse.dev/authsvc/internal/session"
+	"gatehouse.dev/authsvc/internal/throttle"
 	"gatehouse.dev/authsvc/internal/user"
 	"gatehouse.dev/kit/httpx"
 )
@@ -35,7 +40,8 @@ func (q signInRequest) valid() error {
 
 // handleSignInEmail checks a password and starts a session. An unknown
 // email and a wrong password take the same path through argon2id (a dummy
-// hash for the former) and produce byte-identical 401s.
+// hash for the former) and produce byte-identical 401s; both count towards
+// the per-account slow-down (slowDown), which runs before either.
 func handleSignInEmail(d *deps, guard *originGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		outcome, err := signIn(w, r, d, guard)
@@ -69,6 +75,10 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		callback = *q.CallbackURL
 	}
 
+	if err := d.slowDown(r, email); err != nil {
+		return "abandoned", err
+	}
+
 	ctx, cancel := d.dbCtx(r.Context())
 	u, err := d.users(d.db).ByEmail(ctx, email)
 	cancel()
@@ -91,6 +101,7 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		return "invalid_credentials", errBadCredentials
 	}
 	httpx.AddLogFields(r.Context(), zap.String("user_id", u.ID))
+	d.signInSucceeded(r, email)
 	if rehash {
 		d.rehash(r, u, *q.Password)
 	}
@@ -113,6 +124,60 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 	}
 	httpx.WriteJSON(w, http.StatusOK, authResponse{Redirect: &redirect, Token: token, URL: callback, User: userView(u)})
 	return "success", nil
+}
+
+// slowDown counts this attempt against the account (internal/throttle) and
+// waits the delay its recent failures call for, before any password work.
+// It returns an error only when the client went away meanwhile. Without
+// Redis it lets the attempt through at once (fail open): the proxy's
+// per-IP limit still bounds guessing, and an outage of this optional store
+// must not stop everyone signing in.
+func (d *deps) slowDown(r *http.Request, email string) error {
+	if d.throttle == nil {
+		return nil
+	}
+	log := httpx.LogFrom(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), 2*d.cfg.RedisTimeout)
+	delay, err := d.throttle.Attempt(ctx, email)
+	cancel()
+	if err != nil {
+		d.metrics.throttleUnavail.Inc()
+		log.Warn("sign-in not counted per account: Redis unavailable (failing open; the per-IP limit still applies)", zap.Error(err))
+		return nil
+	}
+	if delay <= 0 {
+		return nil
+	}
+	d.metrics.signInThrottled.Inc()
+	// account is a short hash, so the log can correlate attempts on one
+	// account without holding its email.
+	log.Info("sign-in slowed: recent failures for this account",
+		zap.String("account", accountTag(d.cfg.AuthSecret, email)), zap.Duration("delay", delay))
+	if !throttle.Wait(r.Context(), delay) {
+		return r.Context().Err()
+	}
+	return nil
+}
+
+// signInSucceeded clears the account's failure count.
+func (d *deps) signInSucceeded(r *http.Request, email string) {
+	if d.throttle == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*d.cfg.RedisTimeout)
+	defer cancel()
+	if err := d.throttle.Succeeded(ctx, email); err != nil {
+		d.metrics.throttleUnavail.Inc()
+		httpx.LogFrom(r.Context()).Warn("sign-in failure count not reset: Redis unavailable", zap.Error(err))
+	}
+}
+
+// accountTag is a log-safe stand-in for an email: 12 hex digits of an HMAC
+// keyed with AUTH_SECRET, so a log reader cannot test guessed addresses.
+func accountTag(secret, email string) string {
+	m := hmac.New(sha256.New, []byte("authsvc log account tag\x00"+secret))
+	m.Write([]byte(email))
+	return hex.EncodeToString(m.Sum(nil)[:6])
 }
 
 // rehash upgrades a stored hash made with older parameters. Failure only

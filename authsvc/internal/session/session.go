@@ -167,10 +167,36 @@ func (s *Store) Refresh(ctx context.Context, sess *Session) (*Session, error) {
 	return &up, nil
 }
 
-// Delete removes the session for token; deleting a missing one is not an error.
-func (s *Store) Delete(ctx context.Context, token string) error {
-	_, err := s.db.NewDelete().Model((*Session)(nil)).Where("token_hash = ?", HashToken(token)).Exec(ctx)
-	return err
+// Delete removes the session for token and returns its id (for revoking
+// its access tokens); deleting a missing one returns "" and no error.
+func (s *Store) Delete(ctx context.Context, token string) (id string, err error) {
+	var ids []string
+	err = s.db.NewDelete().Model((*Session)(nil)).Where("token_hash = ?", HashToken(token)).
+		Returning("id").Scan(ctx, &ids)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	return ids[0], nil
+}
+
+// DeleteForUser removes every session of userID except the one with id
+// keep ("" keeps none), and returns the ids it removed.
+func (s *Store) DeleteForUser(ctx context.Context, userID, keep string) ([]string, error) {
+	if userID == "" {
+		panic("session: DeleteForUser called with an empty user id") // would match nothing; a wiring bug
+	}
+	q := s.db.NewDelete().Model((*Session)(nil)).Where("user_id = ?", userID)
+	if keep != "" {
+		q = q.Where("id <> ?", keep)
+	}
+	var ids []string
+	if err := q.Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // DeleteExpired removes sessions that expired before now and reports how many.
