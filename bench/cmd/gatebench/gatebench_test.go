@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +91,23 @@ func TestReadStatSelf(t *testing.T) {
 	}
 	if rss, err := peakRSS([]int{os.Getpid()}); err != nil || rss <= 0 {
 		t.Errorf("peakRSS(self) = %d, %v; want > 0", rss, err)
+	}
+}
+
+func TestFetchProfile(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "p", "cpu.pprof")
+	if err := fetchProfile(context.Background(), srv.URL, time.Second, path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Errorf("profile %s: %v, want a non-empty file", path, err)
+	}
+	if err := fetchProfile(context.Background(), srv.URL+"/nothing", time.Second, path); err == nil ||
+		!strings.Contains(err.Error(), "PPROF=1") {
+		t.Errorf("404 from the proxy: err = %v, want one naming PPROF=1", err)
 	}
 }

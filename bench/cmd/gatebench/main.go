@@ -38,6 +38,8 @@ type config struct {
 	Tokens      int           // fresh tokens per algorithm
 	LogLevel    string        // LOG_LEVEL of every service under test
 	ProdArgon   bool          // sign-in row with authsvc's default (OWASP) argon2id cost
+	Pprof       string        // row whose proxy serves /debug/pprof; its measured runs are profiled
+	PprofOut    string        // where the CPU profiles go
 	Quick       bool
 	KeepWorkDir bool
 }
@@ -59,6 +61,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Tokens, "tokens", 200_000, "fresh tokens generated per algorithm")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "LOG_LEVEL of the services under test (warn: no per-request access log)")
 	fs.BoolVar(&c.ProdArgon, "prod-argon", true, "sign-in row uses authsvc's default argon2id cost (m=19 MiB, t=2); false uses the cheapest allowed")
+	fs.StringVar(&c.Pprof, "pprof", "", "row id of one of our proxy's rows: run its proxy with PPROF=1 on a metrics listener and save a CPU profile of each measured run")
+	fs.StringVar(&c.PprofOut, "pprof-out", "results/profiles", "directory for -pprof profiles (git-ignored)")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2s runs, 1s warm-up, 1 repetition, 20k tokens")
 	fs.BoolVar(&c.KeepWorkDir, "keep", false, "keep the work directory (process logs, Lua scripts, configs)")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +99,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 				problems = append(problems, fmt.Sprintf("-rows: unknown row %q (want some of %s)", id, strings.Join(rowIDs(), ",")))
 			}
 			c.Rows = append(c.Rows, id)
+		}
+	}
+	if c.Pprof != "" {
+		if r, ok := rowByID(c.Pprof); !ok || !r.Ours {
+			problems = append(problems, fmt.Sprintf("-pprof: %q is not one of our proxy's rows", c.Pprof))
+		} else if len(c.Rows) > 0 && !contains(c.Rows, c.Pprof) {
+			problems = append(problems, fmt.Sprintf("-pprof: row %q is not among -rows", c.Pprof))
 		}
 	}
 	if c.Reps < 1 {

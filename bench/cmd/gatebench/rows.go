@@ -34,8 +34,23 @@ type env struct {
 type front struct {
 	url        string
 	procs      []*proc
-	proxyRoots []int // the proxy (or the server itself for the direct row): CPU and peak RSS
-	otherRoots []int // everything else serving the row: upstream, backend, authsvc, Postgres, Redis
+	proxyRoots []int  // the proxy (or the server itself for the direct row): CPU and peak RSS
+	otherRoots []int  // everything else serving the row: upstream, backend, authsvc, Postgres, Redis
+	pprofURL   string // our proxy's metrics listener, when -pprof names this row
+}
+
+// metricsEnv returns PROXY_METRICS_ADDR for our proxy in row r: empty
+// (disabled) as in the issue, or, when -pprof names r, a free loopback
+// port with PPROF=1 so the run can fetch a CPU profile from it.
+func (e *env) metricsEnv(r row) (kv []string, pprofURL string, err error) {
+	if e.cfg.Pprof != r.ID {
+		return []string{"PROXY_METRICS_ADDR="}, "", nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	return []string{"PROXY_METRICS_ADDR=" + addr, "PPROF=1"}, "http://" + addr, nil
 }
 
 // row is one line of the table.
@@ -45,7 +60,7 @@ type row struct {
 	Ours      bool   // our proxy: its peak RSS is checked against the target
 	Fresh     string // algorithm whose fresh-token file the row uses, if any
 	Want      int    // status every request must get
-	start     func(ctx context.Context, e *env) (*front, error)
+	start     func(ctx context.Context, e *env, r row) (*front, error)
 	load      func(e *env) load
 }
 
@@ -116,11 +131,11 @@ func freshLoad(alg string) func(*env) load {
 	}
 }
 
-func startDirect(_ context.Context, e *env) (*front, error) {
+func startDirect(_ context.Context, e *env, _ row) (*front, error) {
 	return &front{url: e.upURL, proxyRoots: []int{e.upstream.pid()}}, nil
 }
 
-func startBare(ctx context.Context, e *env) (*front, error) {
+func startBare(ctx context.Context, e *env, _ row) (*front, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -134,7 +149,7 @@ func startBare(ctx context.Context, e *env) (*front, error) {
 	return f, p.waitHTTP(ctx, f.url+benchPath, http.StatusOK, 10*time.Second)
 }
 
-func startNginxRow(ctx context.Context, e *env) (*front, error) {
+func startNginxRow(ctx context.Context, e *env, _ row) (*front, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -151,18 +166,22 @@ func startNginxRow(ctx context.Context, e *env) (*front, error) {
 // with JWT_SECRET (JWKS_URL empty: disabled), or EdDSA with the JWKS the
 // upstream serves. REDIS_URL is empty, so only the in-process limiter runs,
 // and it does not apply to /api/v1 anyway.
-func ourProxy(alg string) func(context.Context, *env) (*front, error) {
-	return func(ctx context.Context, e *env) (*front, error) {
+func ourProxy(alg string) func(context.Context, *env, row) (*front, error) {
+	return func(ctx context.Context, e *env, r row) (*front, error) {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		envv := []string{
-			"PROXY_ADDR=" + addr, "PROXY_METRICS_ADDR=",
-			"BACKEND_URL=" + e.upURL, "AUTHSVC_URL=" + e.upURL,
-			"JWT_ISSUER=" + benchIssuer, "JWT_AUDIENCE=" + benchAudience,
-			"REDIS_URL=", "LOG_LEVEL=" + e.cfg.LogLevel,
+		metricsEnv, pprofURL, err := e.metricsEnv(r)
+		if err != nil {
+			return nil, err
 		}
+		envv := append(metricsEnv,
+			"PROXY_ADDR="+addr,
+			"BACKEND_URL="+e.upURL, "AUTHSVC_URL="+e.upURL,
+			"JWT_ISSUER="+benchIssuer, "JWT_AUDIENCE="+benchAudience,
+			"REDIS_URL=", "LOG_LEVEL="+e.cfg.LogLevel,
+		)
 		if alg == "HS256" {
 			envv = append(envv, "JWT_SECRET="+e.signer.secret, "JWKS_URL=")
 		} else {
@@ -172,7 +191,7 @@ func ourProxy(alg string) func(context.Context, *env) (*front, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := &front{url: "http://" + addr, procs: []*proc{p}, proxyRoots: []int{p.pid()}, otherRoots: []int{e.upstream.pid()}}
+		f := &front{url: "http://" + addr, procs: []*proc{p}, proxyRoots: []int{p.pid()}, otherRoots: []int{e.upstream.pid()}, pprofURL: pprofURL}
 		return f, p.waitHTTP(ctx, f.url+"/readyz", http.StatusOK, 15*time.Second)
 	}
 }

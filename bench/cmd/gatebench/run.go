@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -184,7 +185,7 @@ func (e *env) startUpstream(ctx context.Context) error {
 // status (so we never benchmark 401s), warms up, measures, and stops it.
 func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	res := runResult{Rep: rep + 1}
-	f, err := r.start(ctx, e)
+	f, err := r.start(ctx, e, r)
 	if f != nil {
 		defer func() {
 			for _, p := range f.procs {
@@ -210,8 +211,19 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	if _, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Warmup, l, 0, warmN); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
+	var profErr chan error
+	if f.pprofURL != "" {
+		profErr = make(chan error, 1)
+		path := filepath.Join(e.cfg.PprofOut, fmt.Sprintf("%s-rep%d.cpu.pprof", r.ID, rep+1))
+		go func() { profErr <- fetchProfile(ctx, f.pprofURL, e.cfg.Duration, path) }()
+	}
 	proxyBefore, otherBefore := sampleTrees(f.proxyRoots), sampleTrees(f.otherRoots)
 	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, warmN, e.cfg.Tokens-warmN)
+	if profErr != nil {
+		if perr := <-profErr; perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -239,6 +251,37 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 			n, w.Requests, w.Status, w.Timeout, w.Connect, w.Read, w.Write)
 	}
 	return res, nil
+}
+
+// fetchProfile saves a CPU profile of the proxy over d (the measured run)
+// to path.
+func fetchProfile(ctx context.Context, base string, d time.Duration, path string) error {
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d/time.Second))
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		return fmt.Errorf("pprof: GET %s: %s: %s (bin/proxy must serve net/http/pprof on PROXY_METRICS_ADDR when PPROF=1; see bench/README.md)", url, resp.Status, bytes.TrimSpace(b))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // check sends one request like the row's and wants r.Want.

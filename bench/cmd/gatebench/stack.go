@@ -199,20 +199,24 @@ func post(ctx context.Context, url, body string, want int, headers map[string]st
 // startStackProxy starts bin/proxy in front of the stack as in production
 // (JWKS from authsvc, Redis rate limits), with AUTH_RATE_LIMIT high enough
 // that the sign-in row measures sign-in, not the limiter.
-func startStackProxy(ctx context.Context, e *env) (*front, error) {
+func startStackProxy(ctx context.Context, e *env, r row) (*front, error) {
 	s := e.stack
-	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, []string{
-		"PROXY_ADDR=" + s.proxyAddr, "PROXY_METRICS_ADDR=",
-		"BACKEND_URL=http://" + s.backendAddr, "AUTHSVC_URL=http://" + s.authAddr,
-		"JWKS_URL=http://" + s.authAddr + "/api/auth/jwks",
-		"REDIS_URL=" + s.redisURL, "JWT_ISSUER=" + s.baseURL, "JWT_AUDIENCE=" + s.baseURL,
-		"AUTH_RATE_LIMIT=1000000/m", "LOG_LEVEL=" + e.cfg.LogLevel,
-	})
+	metricsEnv, pprofURL, err := e.metricsEnv(r)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, append(metricsEnv,
+		"PROXY_ADDR="+s.proxyAddr,
+		"BACKEND_URL=http://"+s.backendAddr, "AUTHSVC_URL=http://"+s.authAddr,
+		"JWKS_URL=http://"+s.authAddr+"/api/auth/jwks",
+		"REDIS_URL="+s.redisURL, "JWT_ISSUER="+s.baseURL, "JWT_AUDIENCE="+s.baseURL,
+		"AUTH_RATE_LIMIT=1000000/m", "LOG_LEVEL="+e.cfg.LogLevel,
+	))
 	if err != nil {
 		return nil, err
 	}
 	f := &front{url: s.baseURL, procs: []*proc{p}, proxyRoots: []int{p.pid()},
-		otherRoots: []int{s.auth.pid(), s.backend.pid(), s.pgPID, s.redisPID}}
+		otherRoots: []int{s.auth.pid(), s.backend.pid(), s.pgPID, s.redisPID}, pprofURL: pprofURL}
 	return f, p.waitHTTP(ctx, f.url+"/readyz", http.StatusOK, 15*time.Second)
 }
 
