@@ -7,37 +7,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"gatehouse.dev/kit/testenv"
 )
 
-var (
-	npmOnce sync.Once
-	npmErr  error
-	npmOut  []byte
-)
-
-// installClient runs `npm ci` once per test binary in testdata/client, from
-// the committed package-lock.json, so the pinned better-auth is what runs.
+// installClient makes testdata/client's node_modules match the committed
+// package-lock.json, so the pinned better-auth is what runs.
 func installClient(t *testing.T) string {
 	t.Helper()
 	dir, _ := filepath.Abs(filepath.Join("testdata", "client"))
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found on PATH: this test drives better-auth's real JavaScript client and needs Node.js and npm (apt-get install nodejs npm)", tool)
-		}
-	}
-	npmOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		npmOut, npmErr = cmd.CombinedOutput()
-	})
-	if npmErr != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, npmErr, npmOut)
-	}
+	testenv.NPMCI(t, dir)
 	return dir
 }
 

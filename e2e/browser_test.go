@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gatehouse.dev/kit/devenv"
+	"gatehouse.dev/kit/testenv"
 )
 
 // ensureChromium installs Debian's chromium when it is missing (as root,
@@ -41,36 +42,22 @@ func ensureChromium(t *testing.T) string {
 	return bin
 }
 
-// npmCI installs a folder's locked npm dependencies once per test binary.
-func npmCI(t *testing.T, dir string) {
-	t.Helper()
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Fatal("npm is not installed: the browser test needs Node.js and npm")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
-		return
-	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-	}
-}
-
 // The demo in a real browser through the proxy: sign up, add two todos,
 // complete one, reload and see them, sign out, sign in as another user and
 // see none of them. Screenshots go to the test's output folder.
 func TestDemoInBrowser(t *testing.T) {
 	t.Parallel()
 	chromium := ensureChromium(t)
-	npmCI(t, "browser")
+	testenv.NPMCI(t, "browser")
 	s := StartStack(t, Options{WithWeb: true})
 	other := s.NewUser(t)
 	other.SignUp("other@example.com", pw)
 
+	// The test's output folder (git-ignored), kept after the run so a person
+	// can look at what the browser showed.
 	shots := os.Getenv("GATEHOUSE_SCREENSHOT_DIR")
 	if shots == "" {
-		shots = t.TempDir()
+		shots, _ = filepath.Abs(filepath.Join("out", "screenshots"))
 	}
 	_ = os.MkdirAll(shots, 0o755)
 	start := time.Now()

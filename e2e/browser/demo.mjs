@@ -1,11 +1,10 @@
 // Drives the demo frontend in Debian's Chromium through the proxy, as a person
 // would: sign up, add two todos, complete one, reload and see them, sign out,
 // sign in as another user and see none of them. Prints one JSON line with what
-// it saw; exits non-zero on any failure. Env: BASE_URL, SCREENSHOT_DIR,
+// it saw; exits non-zero on any failure. Playwright gives Chromium a fresh
+// temporary profile of its own. Env: BASE_URL, SCREENSHOT_DIR,
 // OTHER_EMAIL/OTHER_PASSWORD (an account the Go test created).
 import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const base = process.env.BASE_URL;
@@ -13,8 +12,7 @@ const shots = process.env.SCREENSHOT_DIR;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-    `--user-data-dir=${mkdtempSync(join(tmpdir(), 'gatehouse-chromium-'))}`],
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
 });
 const out = { steps: [] };
 const step = (s) => out.steps.push(s);
