@@ -25,6 +25,9 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"everything at once", map[string]string{"AUTH_SECRET": "", "DATABASE_URL": "", "JWT_TTL": "soon", "TRUSTED_ORIGINS": "not a url"},
 			[]string{"AUTH_SECRET:", "DATABASE_URL:", "JWT_TTL:", "TRUSTED_ORIGINS:"}},
 		{"bad AUTH_BASE_URL", map[string]string{"AUTH_BASE_URL": "ftp://x"}, []string{"AUTH_BASE_URL:"}},
+		{"bad REDIS_URL", map[string]string{"REDIS_URL": "redis://u:p@127.0.0.1:6379/notadb"}, []string{"REDIS_URL:"}},
+		{"REDIS_URL not redis", map[string]string{"REDIS_URL": "http://u:p@127.0.0.1:6379"}, []string{"REDIS_URL:"}},
+		{"delay cap below base", map[string]string{"SIGNIN_DELAY_BASE": "2s", "SIGNIN_DELAY_MAX": "1s"}, []string{"SIGNIN_DELAY_MAX:"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{}
@@ -62,6 +65,11 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.JWTTTL.String() != "15m0s" || cfg.SessionTTL.String() != "168h0m0s" || cfg.CookiePrefix != "better-auth" ||
 		len(cfg.TrustedOrigins) != 1 || cfg.TrustedOrigins[0] != "http://localhost:8080" {
 		t.Errorf("defaults = %+v", cfg)
+	}
+	if cfg.RedisURL != "" || cfg.RedisPrefix != "gatehouse:" || cfg.RedisTimeout.String() != "500ms" ||
+		cfg.SignInFreeFailures != 5 || cfg.SignInDelayBase.String() != "250ms" || cfg.SignInDelayMax.String() != "8s" ||
+		cfg.SignInFailWindow.String() != "15m0s" {
+		t.Errorf("Redis and throttle defaults = %+v", cfg)
 	}
 	if cfg.Password.Memory < 19*1024 || cfg.Password.Iterations < 2 || cfg.Password.Parallelism < 1 {
 		t.Errorf("default argon2id parameters %+v are below OWASP's minimum", cfg.Password)

@@ -193,7 +193,11 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger) (*redis.Client,
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 	opt.PoolTimeout = cfg.RedisTimeout
 	opt.MaxRetries = 1
+	opt.DialerRetries = 1 // go-redis would otherwise dial 5 times per attempt
 	opt.ContextTimeoutEnabled = true
+	// go-redis logs pool trouble through a process-wide logger, to stderr by
+	// default; our own warnings already report every failure that matters.
+	redis.SetLogger(redisLogger{log})
 	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 2*cfg.RedisTimeout)
 	defer cancel()
@@ -202,6 +206,13 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger) (*redis.Client,
 			zap.String("redis_addr", opt.Addr), zap.Error(err))
 	}
 	return rdb, nil
+}
+
+// redisLogger sends go-redis's internal messages to zap at debug level.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("go-redis: " + fmt.Sprintf(format, v...))
 }
 
 func newRevoker(cfg config, rdb *redis.Client, m *authMetrics, log *zap.Logger) *revoke.Publisher {
