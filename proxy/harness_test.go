@@ -43,7 +43,7 @@ type echo struct {
 	handle atomic.Pointer[http.HandlerFunc]
 }
 
-func newEcho(t *testing.T) *echo {
+func newEcho(t testing.TB) *echo {
 	t.Helper()
 	e := &echo{}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +86,7 @@ func (e *echo) setHandler(h http.HandlerFunc) { e.handle.Store(&h) }
 // harness is a proxy wired like run does, in front of echo upstreams, a test
 // JWKS, and the shared Redis under a per-test prefix.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	backend  *echo
 	authsvc  *echo
 	jwks     *tokentest.JWKS
@@ -128,9 +128,10 @@ type harnessOpt struct {
 	env       map[string]string // overrides; "" means set-to-empty
 	redisAddr string            // "" means the shared test Redis
 	prefix    string            // "" means a fresh per-test prefix
+	log       *zap.Logger       // nil means zap.NewNop()
 }
 
-func newHarness(t *testing.T, o harnessOpt) *harness {
+func newHarness(t testing.TB, o harnessOpt) *harness {
 	t.Helper()
 	h := &harness{t: t, backend: newEcho(t), authsvc: newEcho(t), keys: map[string]*tokentest.Key{}}
 	var list []*tokentest.Key
@@ -191,7 +192,11 @@ func newHarness(t *testing.T, o harnessOpt) *harness {
 	}
 	go h.limiter.Run(ctx)
 	h.lc = &httpx.Lifecycle{}
-	h.handler = newServer(cfg, zap.NewNop(), h.m, h.verifier, h.limiter, h.lc)
+	log := o.log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h.handler = newServer(cfg, log, h.m, h.verifier, h.limiter, h.lc)
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)
 	if cfg.JWKSURL != "" && h.jwks != nil {
