@@ -68,6 +68,12 @@ func TestBetterAuthClient(t *testing.T) {
 			Status int
 			Code   string
 		} `json:"tokenAfterSignOut"`
+		RevokeSessions      struct{ Status bool }
+		AfterRevokeSessions json.RawMessage
+		CommonPassword      struct {
+			Status int
+			Code   string
+		}
 		Requests []string
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
@@ -109,5 +115,11 @@ func TestBetterAuthClient(t *testing.T) {
 	}
 	if out.TokenAfter.Status != 401 {
 		t.Errorf("token after signOut = %+v, want 401", out.TokenAfter)
+	}
+	if !out.RevokeSessions.Status || string(out.AfterRevokeSessions) != "null" {
+		t.Errorf("revokeSessions = %+v, then getSession = %s; want status true, then null", out.RevokeSessions, out.AfterRevokeSessions)
+	}
+	if out.CommonPassword.Status != 400 || out.CommonPassword.Code != "PASSWORD_COMPROMISED" {
+		t.Errorf("signUp with a common password = %+v, want 400 PASSWORD_COMPROMISED", out.CommonPassword)
 	}
 }

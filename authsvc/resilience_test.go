@@ -89,20 +89,25 @@ func TestSignInRehashesWithNewParameters(t *testing.T) {
 }
 
 // TestLogsNeverCarrySecrets: after a full flow at debug level, the log has
-// no password, session token, cookie value or JWT.
+// no password, session token, cookie value, JWT or email, also on the
+// Redis paths (per-account slow-down, revocation).
 func TestLogsNeverCarrySecrets(t *testing.T) {
 	t.Parallel()
-	in := startDefault(t, "LOG_LEVEL", "debug")
+	in, _, _ := withRedis(t, testenv.RedisAddr(t), "LOG_LEVEL", "debug", "SIGNIN_FREE_FAILURES", "1", "SIGNIN_DELAY_BASE", "1ms")
 	b := newBrowser(t, in)
 	r := b.signUp("logs@example.com", "s3cret-password")
 	var su struct{ Token string }
 	r.json(t, &su)
+	b.do("POST", "/api/auth/sign-in/email", map[string]any{"email": "logs@example.com", "password": "wrong-password"})
 	b.do("POST", "/api/auth/sign-in/email", map[string]any{"email": "logs@example.com", "password": "wrong-password"})
 	r = b.do("GET", "/api/auth/token", nil)
 	var tok struct{ Token string }
 	r.json(t, &tok)
 	b.do("POST", "/api/auth/sign-out", nil)
 	logs := in.logs.String()
+	if !strings.Contains(logs, "sign-in slowed") {
+		t.Errorf("the slowed sign-in was not logged, so this test does not cover it")
+	}
 	if !strings.Contains(logs, `"msg":"request"`) {
 		t.Fatalf("no access log lines captured:\n%s", logs)
 	}

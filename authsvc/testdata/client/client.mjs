@@ -90,5 +90,13 @@ out.signOut = must("signOut", await client.signOut());
 out.afterSignOut = must("getSession after signOut", await client.getSession());
 const tokenAfter = await client.token();
 out.tokenAfterSignOut = { status: tokenAfter.error?.status, code: tokenAfter.error?.code };
+
+// "Sign out everywhere" through the client's own revokeSessions.
+must("signIn.email again", await client.signIn.email({ email, password }));
+out.revokeSessions = must("revokeSessions", await client.revokeSessions());
+out.afterRevokeSessions = must("getSession after revokeSessions", await client.getSession());
+
+const common = await client.signUp.email({ email: `common.${Date.now()}@example.com`, password: "Password123", name: "Common" });
+out.commonPassword = { status: common.error?.status, code: common.error?.code };
 out.requests = requests;
 console.log(JSON.stringify(out));
