@@ -40,6 +40,7 @@ type rowSummary struct {
 	P99ms      stat        `json:"p99_ms"`
 	ProxyCPU   stat        `json:"proxy_cpu_us_per_req"`
 	OtherCPU   stat        `json:"upstream_cpu_us_per_req"`
+	WrkCPU     stat        `json:"wrk_cpu_us_per_req"` // the load generator's share of the same cores
 	PeakRSSMiB float64     `json:"proxy_peak_rss_mib"` // the highest over repetitions
 	Errors     int64       `json:"errors"`
 	Failed     int         `json:"failed_runs"`
@@ -75,7 +76,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 	byID := map[string]*rowSummary{}
 	for _, r := range selected {
 		s := rowSummary{ID: r.ID, Title: r.Title, Ours: r.Ours, Runs: results[r.ID]}
-		var rps, p50, p99, pc, oc []float64
+		var rps, p50, p99, pc, oc, wc []float64
 		for _, x := range s.Runs {
 			if x.Err != "" {
 				s.Failed++
@@ -86,10 +87,12 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			p99 = append(p99, x.Wrk.P99US/1000)
 			pc = append(pc, x.ProxyCPUus)
 			oc = append(oc, x.OtherCPUus)
+			wc = append(wc, x.Wrk.WrkCPU*1e6/float64(x.Wrk.Requests))
 			s.PeakRSSMiB = math.Max(s.PeakRSSMiB, float64(x.PeakRSS)/(1<<20))
 			s.Errors += x.Wrk.errors()
 		}
-		s.RPS, s.P50ms, s.P99ms, s.ProxyCPU, s.OtherCPU = summarize(rps), summarize(p50), summarize(p99), summarize(pc), summarize(oc)
+		s.RPS, s.P50ms, s.P99ms = summarize(rps), summarize(p50), summarize(p99)
+		s.ProxyCPU, s.OtherCPU, s.WrkCPU = summarize(pc), summarize(oc), summarize(wc)
 		rep.Rows = append(rep.Rows, s)
 		byID[r.ID] = &rep.Rows[len(rep.Rows)-1]
 	}
@@ -202,8 +205,8 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.Meta
 	fmt.Fprintf(&b, "# Gatehouse proxy benchmark\n\n")
-	fmt.Fprintf(&b, "%s on %s (%s CPUs, load average at start %s), %s, %s, %s.\n",
-		m["date"], m["host"], m["cpus"], m["loadavg"], m["go"], m["wrk"], m["nginx"])
+	fmt.Fprintf(&b, "%s on %s: %s CPUs, load average %s at start and %s at the end (1, 5, 15 min; includes other users of the machine); %s; %s; %s.\n",
+		m["date"], m["host"], m["cpus"], m["loadavg"], m["loadavg_end"], m["go"], m["wrk"], m["nginx"])
 	fmt.Fprintf(&b, "Load: `%s`, same for every row; %s repetitions interleaved across rows; median (min–max). "+
 		"Services at LOG_LEVEL=%s. Run took %s.\n\n", m["load"], m["reps"], m["log_level"], m["duration"])
 

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	started := time.Now()
+	started, loadStart := time.Now(), loadavg()
 
 	selected := make([]row, 0, len(rows))
 	for _, r := range rows {
@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	rep := buildReport(cfg, selected, results, meta(cfg, started))
+	rep := buildReport(cfg, selected, results, meta(cfg, started, loadStart))
 	md := rep.markdown()
 	fmt.Fprint(stdout, md)
 	if cfg.Out != "" {
@@ -311,21 +311,32 @@ func (e *env) check(ctx context.Context, base string, r row, l load) error {
 
 // meta describes the machine and tools, so a table is never read without
 // knowing what produced it.
-func meta(cfg config, started time.Time) map[string]string {
+func meta(cfg config, started time.Time, loadStart string) map[string]string {
 	host, _ := os.Hostname()
-	load, _ := os.ReadFile("/proc/loadavg")
 	return map[string]string{
-		"date":       started.UTC().Format(time.RFC3339),
-		"host":       host,
-		"cpus":       fmt.Sprint(runtime.NumCPU()),
-		"loadavg":    strings.TrimSpace(string(load)),
-		"go":         runtime.Version(),
-		"wrk":        toolVersion("wrk", "-v"),
-		"nginx":      toolVersion("nginx", "-v"),
-		"load":       fmt.Sprintf("wrk -t%d -c%d -d%s (warm-up %s) --timeout %s --latency", cfg.Threads, cfg.Conns, secs(cfg.Duration), secs(cfg.Warmup), secs(cfg.Timeout)),
-		"reps":       fmt.Sprint(cfg.Reps),
-		"log_level":  cfg.LogLevel,
-		"prod_argon": fmt.Sprint(cfg.ProdArgon),
-		"duration":   time.Since(started).Round(time.Second).String(),
+		"date":        started.UTC().Format(time.RFC3339),
+		"host":        host,
+		"cpus":        fmt.Sprint(runtime.NumCPU()),
+		"loadavg":     loadStart,
+		"loadavg_end": loadavg(),
+		"go":          runtime.Version(),
+		"wrk":         toolVersion("wrk", "-v"),
+		"nginx":       toolVersion("nginx", "-v"),
+		"load":        fmt.Sprintf("wrk -t%d -c%d -d%s (warm-up %s) --timeout %s --latency", cfg.Threads, cfg.Conns, secs(cfg.Duration), secs(cfg.Warmup), secs(cfg.Timeout)),
+		"reps":        fmt.Sprint(cfg.Reps),
+		"log_level":   cfg.LogLevel,
+		"prod_argon":  fmt.Sprint(cfg.ProdArgon),
+		"duration":    time.Since(started).Round(time.Second).String(),
 	}
+}
+
+// loadavg is the 1, 5 and 15 minute load averages: on a shared machine,
+// how busy the neighbours were.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

@@ -82,6 +82,7 @@ func toolVersion(bin string, args ...string) string {
 	}
 	out, _ := exec.Command(p, args...).CombinedOutput()
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	line, _, _ = strings.Cut(line, " Copyright") // wrk's banner
 	return strings.TrimSpace(line)
 }
 
