@@ -10,6 +10,7 @@ import (
 	"gatehouse.dev/kit/envconf"
 	"gatehouse.dev/proxy/internal/clientip"
 	"gatehouse.dev/proxy/internal/ratelimit"
+	"gatehouse.dev/proxy/internal/revoke"
 )
 
 // envEmpty is what getenv returns for a variable that is set to the empty
@@ -43,7 +44,9 @@ type config struct {
 	Audience  string
 	Leeway    time.Duration
 
-	RedisURL             string // "" means in-process limiting only
+	RedisURL             string        // "" means in-process limiting only, and no revocation
+	RevocationPrefix     string        // REVOCATION_PREFIX: authsvc's Redis key prefix
+	RevocationStartWait  time.Duration // REVOCATION_START_WAIT: how long start-up waits for the first read
 	AuthRateLimit        ratelimit.Limit
 	AuthGeneralRateLimit ratelimit.Limit
 	TrustedProxies       *clientip.Resolver
@@ -91,6 +94,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		UpstreamTimeout: e.Duration("UPSTREAM_TIMEOUT", 30*time.Second),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		// Same default and variable meaning as authsvc's: both sides must
+		// agree on the key and channel names.
+		RevocationPrefix:    e.Str("REVOCATION_PREFIX", revoke.DefaultPrefix),
+		RevocationStartWait: e.NonNegDuration("REVOCATION_START_WAIT", 2*time.Second),
 	}
 	c.BackendURL = upstreamURL(e, "BACKEND_URL", "http://127.0.0.1:8081")
 	c.AuthsvcURL = upstreamURL(e, "AUTHSVC_URL", "http://127.0.0.1:8082")
@@ -119,6 +126,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		} else {
 			c.RedisURL = v
 		}
+	}
+	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {
+		e.Fail("REVOCATION_PREFIX", "want a Redis key prefix without spaces, like gatehouse:")
 	}
 	c.AuthRateLimit = limitVar(e, "AUTH_RATE_LIMIT", "10/m")
 	c.AuthGeneralRateLimit = limitVar(e, "AUTH_GENERAL_RATE_LIMIT", "120/m")

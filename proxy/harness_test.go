@@ -20,6 +20,7 @@ import (
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/kit/testenv"
 	"gatehouse.dev/proxy/internal/ratelimit"
+	"gatehouse.dev/proxy/internal/revoke"
 	"gatehouse.dev/proxy/internal/token"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
@@ -94,6 +95,8 @@ type harness struct {
 	cfg      config
 	m        *metrics
 	verifier *token.Verifier
+	revoked  *revoke.Follower
+	rdb      *redis.Client // the Redis the proxy uses, for tests to write to; nil without Redis
 	limiter  *ratelimit.Limiter
 	lc       *httpx.Lifecycle
 	handler  http.Handler
@@ -109,6 +112,7 @@ func (h *harness) baseEnv(redisAddr string) map[string]string {
 		"JWT_SECRET": string(tokentest.Secret), "JWT_ISSUER": tokentest.Issuer, "JWT_AUDIENCE": tokentest.Audience,
 		"REDIS_URL":       "redis://" + redisAddr + "/0",
 		"AUTH_RATE_LIMIT": "1000/m", "AUTH_GENERAL_RATE_LIMIT": "1000/m",
+		"REVOCATION_PREFIX": fmt.Sprintf("test:%s:%d:%d:", h.t.Name(), time.Now().UnixNano(), prefixSeq.Add(1)),
 	}
 }
 
@@ -157,8 +161,10 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h.m = newMetrics()
+	h.revoked = h.startFollower(ctx, cfg, h.m)
 	h.verifier, err = token.NewVerifier(ctx, token.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
+		Revoked: h.revoked.Revoked,
 		JWKS: token.JWKSConfig{RefreshInterval: time.Hour, UnknownKIDCooldown: time.Hour,
 			RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, OnFetch: h.m.jwksFetched},
 	})
@@ -172,6 +178,7 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rdb.Close() })
+		h.rdb = rdb
 	}
 	h.limiter = ratelimit.New(rdb)
 	h.limiter.Prefix = o.prefix
@@ -206,6 +213,58 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 		}
 	}
 	return h
+}
+
+// startFollower starts cfg's revocation follower with test timings (fast
+// health checks, no periodic resync, so a test sees reloads caused by
+// reconnects only), waits for its first read, and deletes the test's keys at
+// the end. It returns nil when REDIS_URL is empty.
+func (h *harness) startFollower(ctx context.Context, cfg config, m *metrics) *revoke.Follower {
+	t := h.t
+	t.Helper()
+	f, err := newFollower(cfg, zap.NewNop(), m, revoke.Options{
+		HealthEvery: 50 * time.Millisecond, ResyncEvery: time.Hour, PruneEvery: time.Hour, CallTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		opt, _ := redis.ParseURL(cfg.RedisURL)
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		defer dcancel()
+		_ = rdb.Del(dctx, revoke.Key(cfg.RevocationPrefix)).Err() // best effort: the Redis may be stopped
+	})
+	select {
+	case <-f.Loaded():
+	case <-time.After(10 * time.Second):
+		// A test that stops Redis on purpose starts it first; anything else
+		// is a broken environment.
+		t.Fatal("revocation set never loaded from Redis")
+	}
+	return f
+}
+
+// revoke writes a revocation as authsvc does: ZADD, then PUBLISH.
+func (h *harness) revoke(sid string, exp time.Time) {
+	h.t.Helper()
+	ctx := context.Background()
+	p := h.cfg.RevocationPrefix
+	if err := h.rdb.ZAdd(ctx, revoke.Key(p), redis.Z{Score: float64(exp.Unix()), Member: sid}).Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.rdb.Publish(ctx, revoke.Channel(p), fmt.Sprintf("%s %d", sid, exp.Unix())).Err(); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // token returns a valid token for sub signed with alg.

@@ -19,6 +19,7 @@ import (
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/kit/logging"
 	"gatehouse.dev/proxy/internal/ratelimit"
+	"gatehouse.dev/proxy/internal/revoke"
 	"gatehouse.dev/proxy/internal/token"
 )
 
@@ -49,9 +50,25 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 
 	m := newMetrics()
+	revoked, err := newFollower(cfg, log, m, revoke.Options{})
+	if err != nil {
+		return err
+	}
+	if revoked != nil {
+		go revoked.Run(ctx)
+		// Give the first read a moment so a restarted proxy does not serve
+		// tokens signed out minutes ago; never wait long on a dead Redis.
+		select {
+		case <-revoked.Loaded():
+		case <-time.After(cfg.RevocationStartWait):
+			log.Warn("revocation: revoked sessions not loaded yet; serving anyway and loading in the background")
+		case <-ctx.Done():
+		}
+	}
 	verifier, err := token.NewVerifier(ctx, token.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
+		Revoked: revoked.Revoked,
 		JWKS: token.JWKSConfig{
 			RefreshInterval:    token.DefaultRefreshInterval,
 			UnknownKIDCooldown: token.DefaultUnknownKIDCooldown,
@@ -74,7 +91,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		}
 		defer rdb.Close()
 	} else {
-		log.Warn("REDIS_URL is empty: rate limits are per process")
+		log.Warn("REDIS_URL is empty: rate limits are per process, and signed-out sessions' tokens stay valid until they expire")
 	}
 	limiter := ratelimit.New(rdb)
 	limiter.Log = log
@@ -101,4 +118,24 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		Log: log, Main: srv, Metrics: metricsSrv, Lifecycle: lc,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
 	})
+}
+
+// newFollower returns the revoked-session follower for cfg, or nil (which
+// revokes nothing) when REDIS_URL is empty. Its Redis client is closed when
+// Run returns. opt's Prefix, Log and hooks are filled in here.
+func newFollower(cfg config, log *zap.Logger, m *metrics, opt revoke.Options) (*revoke.Follower, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	rdb, err := revoke.NewClient(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.Prefix = cfg.RevocationPrefix
+	opt.Log = log
+	opt.OnReload = func(int) { m.revocationReloads.Inc() }
+	opt.OnSize = func(n int) { m.revokedSessions.Set(float64(n)) }
+	opt.OnSubscription = m.setRevocationUp
+	opt.CloseClient = true
+	return revoke.New(rdb, opt), nil
 }

@@ -18,6 +18,10 @@ type metrics struct {
 	limiterBackend *prometheus.GaugeVec
 	jwksFetches    *prometheus.CounterVec
 	upstream       *prometheus.HistogramVec
+
+	revokedSessions   prometheus.Gauge
+	revocationReloads prometheus.Counter
+	revocationUp      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -45,7 +49,20 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"upstream", "status"}),
 	}
-	m.Registry.MustRegister(m.authFailures, m.rateLimited, m.limiterBackend, m.jwksFetches, m.upstream)
+	m.revokedSessions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "proxy", Name: "revoked_sessions",
+		Help: "Sessions held in memory as revoked (their tokens are refused until they expire).",
+	})
+	m.revocationReloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "proxy", Name: "revocation_reloads_total",
+		Help: "Full reads of the revoked-session set from Redis (start-up, every resubscription, periodic resync).",
+	})
+	m.revocationUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "proxy", Name: "revocation_subscription_up",
+		Help: "1 while subscribed to revocations and in step with Redis; 0 while Redis is unreachable (the last known set is kept).",
+	})
+	m.Registry.MustRegister(m.authFailures, m.rateLimited, m.limiterBackend, m.jwksFetches, m.upstream,
+		m.revokedSessions, m.revocationReloads, m.revocationUp)
 	for _, r := range []string{"success", "failure"} {
 		m.jwksFetches.WithLabelValues(r)
 	}
@@ -72,4 +89,12 @@ func (m *metrics) jwksFetched(err error) {
 
 func (m *metrics) observeUpstream(name, status string, d time.Duration) {
 	m.upstream.WithLabelValues(name, status).Observe(d.Seconds())
+}
+
+func (m *metrics) setRevocationUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.revocationUp.Set(v)
 }

@@ -28,6 +28,7 @@ const (
 	ReasonMissingClaim    Reason = "missing_claim" // exp (or sub) absent
 	ReasonBadSubject      Reason = "bad_subject"   // sub not 1–128 printable ASCII without space or comma
 	ReasonKeysUnavailable Reason = "keys_unavailable"
+	ReasonRevoked         Reason = "revoked" // its session (sid) was signed out or revoked
 )
 
 // Error is a rejected or missing token.

@@ -48,19 +48,28 @@ type Config struct {
 	JWKS JWKSConfig
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Revoked, if set, reports whether the session a token belongs to (its
+	// sid claim) has ended; such tokens are ReasonRevoked. It is called on
+	// every Verify, so it must not block (the proxy's is an in-memory set).
+	// Tokens without sid are never revoked.
+	Revoked func(sid string) bool
 }
 
 // Claims are the verified claims the proxy uses.
 type Claims struct {
 	jwt.RegisteredClaims
+	// SID is the session the token was issued for (authsvc sets it); "" when
+	// absent, e.g. in HS256 tokens from other issuers.
+	SID string `json:"sid,omitempty"`
 }
 
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
-	secret []byte
-	jwks   *keySet // nil when JWKS is disabled
-	parser *jwt.Parser
-	algs   []string
+	revoked func(string) bool
+	secret  []byte
+	jwks    *keySet // nil when JWKS is disabled
+	parser  *jwt.Parser
+	algs    []string
 }
 
 // NewVerifier returns a Verifier. With a JWKS URL it starts loading the key
@@ -70,7 +79,7 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 	if len(c.Secret) == 0 && c.JWKSURL == "" {
 		return nil, errors.New("token: neither a JWKS URL nor an HS256 secret is configured")
 	}
-	v := &Verifier{}
+	v := &Verifier{revoked: c.Revoked}
 	if len(c.Secret) > 0 {
 		v.secret = append([]byte(nil), c.Secret...)
 		v.algs = append(v.algs, AlgHS256)
@@ -130,6 +139,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
 		}
 		return nil, fail(ReasonBadSubject, nil)
+	}
+	if c.SID != "" && v.revoked != nil && v.revoked(c.SID) {
+		return nil, fail(ReasonRevoked, nil)
 	}
 	return &c, nil
 }

@@ -1,0 +1,125 @@
+package revoke_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/proxy/internal/revoke"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// clock is a settable time source.
+type clock struct{ unix atomic.Int64 }
+
+func (c *clock) now() time.Time { return time.Unix(c.unix.Load(), 0) }
+
+// follow starts a Follower on the shared Redis under a per-test prefix and
+// waits for its first read.
+func follow(t *testing.T, c *clock) (*revoke.Follower, *redis.Client, string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
+	f := revoke.New(rdb, revoke.Options{
+		Prefix: prefix, PruneEvery: 10 * time.Millisecond, HealthEvery: 50 * time.Millisecond, Now: c.now,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		rdb.Del(context.Background(), revoke.Key(prefix))
+		rdb.Close()
+	})
+	select {
+	case <-f.Loaded():
+	case <-time.After(10 * time.Second):
+		t.Fatal("never loaded")
+	}
+	return f, rdb, prefix
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+	}
+}
+
+func TestExpiredEntriesArePruned(t *testing.T) {
+	c := &clock{}
+	c.unix.Store(time.Now().Unix())
+	f, rdb, prefix := follow(t, c)
+	now := c.now().Unix()
+	ctx := context.Background()
+	for _, m := range []string{"a 60", "b 120"} {
+		var sid string
+		var d int64
+		fmt.Sscanf(m, "%s %d", &sid, &d)
+		if err := rdb.Publish(ctx, revoke.Channel(prefix), fmt.Sprintf("%s %d", sid, now+d)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both held", func() bool { return f.Len() == 2 })
+	c.unix.Store(now + 61) // a's tokens have all expired
+	waitFor(t, "a pruned", func() bool { return !f.Revoked("a") })
+	if !f.Revoked("b") || f.Len() != 1 {
+		t.Errorf("after pruning a: Revoked(b) = %v, Len = %d; want true, 1", f.Revoked("b"), f.Len())
+	}
+	c.unix.Store(now + 121)
+	waitFor(t, "b pruned", func() bool { return f.Len() == 0 })
+}
+
+func TestMessages(t *testing.T) {
+	c := &clock{}
+	c.unix.Store(time.Now().Unix())
+	f, rdb, prefix := follow(t, c)
+	ctx := context.Background()
+	exp := c.now().Unix() + 600
+	for _, m := range []string{
+		"", "nospace", " 123", "sid-x notanumber", // malformed: ignored
+		fmt.Sprintf("sid-past %d", c.now().Unix()-1), // already expired: ignored
+		fmt.Sprintf("sid-ok %d", exp),
+		fmt.Sprintf("sid-ok %d", exp-300), // an earlier expiry does not shorten it
+	} {
+		if err := rdb.Publish(ctx, revoke.Channel(prefix), m).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "sid-ok held", func() bool { return f.Revoked("sid-ok") })
+	// Messages arrive in order: once the last one is seen, every earlier one was handled.
+	if err := rdb.Publish(ctx, revoke.Channel(prefix), fmt.Sprintf("sid-last %d", exp)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sid-last held", func() bool { return f.Revoked("sid-last") })
+	if n := f.Len(); n != 2 {
+		t.Errorf("Len = %d, want 2 (sid-ok, sid-last)", n)
+	}
+	for _, sid := range []string{"", "sid-past", "sid-x", "nospace"} {
+		if f.Revoked(sid) {
+			t.Errorf("Revoked(%q) = true", sid)
+		}
+	}
+	c.unix.Store(exp - 299) // past the earlier expiry, before the later one
+	time.Sleep(50 * time.Millisecond)
+	if !f.Revoked("sid-ok") {
+		t.Error("sid-ok pruned at its earlier expiry; the later one must win")
+	}
+}
+
+func TestNilFollowerRevokesNothing(t *testing.T) {
+	var f *revoke.Follower
+	if f.Revoked("s") || f.Len() != 0 || f.SubscriptionUp() {
+		t.Error("nil Follower must revoke nothing")
+	}
+	f.Run(context.Background()) // returns at once
+}
