@@ -53,12 +53,13 @@ type reqInfo struct {
 
 type infoKey struct{}
 
+// infoFrom returns the request facts dispatch decided; outside dispatch, the
+// zero facts with scheme "http".
 func infoFrom(ctx context.Context) reqInfo {
-	i, _ := ctx.Value(infoKey{}).(reqInfo)
-	if i.scheme == "" {
-		i.scheme = "http"
+	if x, ok := ctx.Value(infoKey{}).(*exchange); ok {
+		return x.info
 	}
-	return i
+	return reqInfo{scheme: "http"}
 }
 
 // requestInfo works out the client address and the request's own origin.
@@ -96,14 +97,14 @@ func (s *server) untrustedRequestID(next http.Handler) http.Handler {
 }
 
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
-	info := s.requestInfo(r)
+	x := &exchange{ResponseWriter: w, info: s.requestInfo(r)}
 	class := pathclass.Of(r.URL, s.cfg.WebURL != nil)
 	// Observe reads r.Pattern for its "route" label, as it would a ServeMux
 	// pattern; the class is the proxy's route.
 	r.Pattern = string(class)
-	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", string(class)), zap.String("client_ip", info.clientIP.String()))
-	ctx = context.WithValue(ctx, infoKey{}, info)
-	s.routes[class].ServeHTTP(w, r.WithContext(ctx))
+	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", string(class)), zap.Stringer("client_ip", x.info.clientIP))
+	ctx = context.WithValue(ctx, infoKey{}, x)
+	s.routes[class].ServeHTTP(x, r.WithContext(ctx))
 }
 
 // readyCheck: not ready until a verification key is available; ready only

@@ -101,9 +101,10 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 				}
 			}
 		},
-		Transport:    timedTransport{next: newTransport(s.cfg.UpstreamTimeout), name: name, observe: s.m.observeUpstream},
-		ErrorLog:     zap.NewStdLog(s.log.With(zap.String("upstream", name))),
-		ErrorHandler: s.upstreamError(name),
+		ModifyResponse: secureResponse(kind),
+		Transport:      timedTransport{next: newTransport(s.cfg.UpstreamTimeout), name: name, observe: s.m.observeUpstream},
+		ErrorLog:       zap.NewStdLog(s.log.With(zap.String("upstream", name))),
+		ErrorHandler:   s.upstreamError(name),
 	}
 }
 

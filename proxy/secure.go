@@ -1,0 +1,92 @@
+package main
+
+import (
+	"net/http"
+)
+
+// Response security headers.
+const (
+	headerContentTypeOptions = "X-Content-Type-Options"
+	headerReferrerPolicy     = "Referrer-Policy"
+	headerCacheControl       = "Cache-Control"
+	headerHSTS               = "Strict-Transport-Security"
+
+	// hstsValue: one year, as browsers' preload lists require at least; no
+	// "preload", which is a decision for the domain's owner.
+	hstsValue = "max-age=31536000; includeSubDomains"
+)
+
+// exchange is one request's response writer and the facts dispatch decided
+// about it (client IP, scheme, host). It is the only per-request allocation
+// dispatch makes, and it lets ModifyResponse, which sees only the outbound
+// request's context, mark the response as the upstream's.
+//
+// Responses the proxy makes itself (errors, 429, 401/403, 404, 502/504,
+// healthz, readyz) get, when their header is written:
+//
+//   - X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer,
+//   - Cache-Control: no-store (they describe this moment: a cached 401 or 429
+//     is wrong a second later),
+//   - Strict-Transport-Security when the client used https (TLS on our
+//     listener, or X-Forwarded-Proto: https from a TRUSTED_PROXIES peer;
+//     never a client's own header, which requestInfo ignores).
+//
+// Upstream responses are left as the upstream made them, except that
+// secureResponse adds HSTS on https and, for authsvc, no-store, when absent.
+type exchange struct {
+	http.ResponseWriter
+	info     reqInfo
+	proxied  bool // ModifyResponse ran: the headers are the upstream's
+	wroteHdr bool
+}
+
+func (x *exchange) https() bool { return x.info.scheme == "https" }
+
+func (x *exchange) WriteHeader(code int) {
+	if !x.wroteHdr && code >= 200 { // 1xx may precede the real header
+		x.wroteHdr = true
+		if !x.proxied {
+			h := x.ResponseWriter.Header()
+			h.Set(headerContentTypeOptions, "nosniff")
+			h.Set(headerReferrerPolicy, "no-referrer")
+			h.Set(headerCacheControl, "no-store")
+			if x.https() {
+				h.Set(headerHSTS, hstsValue)
+			}
+		}
+	}
+	x.ResponseWriter.WriteHeader(code)
+}
+
+func (x *exchange) Write(b []byte) (int, error) {
+	if !x.wroteHdr {
+		x.WriteHeader(http.StatusOK)
+	}
+	return x.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (ReverseProxy's flushes, upgrades)
+// reach the writer underneath.
+func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+// secureResponse is ReverseProxy.ModifyResponse for upstream kind: it marks
+// the exchange as proxied and adds what an upstream may have left out.
+func secureResponse(kind upstreamKind) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		x, ok := resp.Request.Context().Value(infoKey{}).(*exchange)
+		if !ok {
+			return nil
+		}
+		x.proxied = true
+		h := resp.Header
+		if x.https() && len(h.Values(headerHSTS)) == 0 {
+			h.Set(headerHSTS, hstsValue)
+		}
+		// Session and token answers must never sit in a shared or browser
+		// cache, whatever authsvc remembered to say.
+		if kind == toAuthsvc && len(h.Values(headerCacheControl)) == 0 {
+			h.Set(headerCacheControl, "no-store")
+		}
+		return nil
+	}
+}
