@@ -45,6 +45,18 @@ fmt:
 bench: build
 	bin/devenv test -- go test $(BENCH_FLAGS) $(PKGS)
 
+# Every fuzz target in the workspace, one after another, FUZZTIME each
+# (go test runs one -fuzz target per package at a time). Their seed corpora
+# also run as plain tests in `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	@grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | sort | while read -r f; do \
+	  for fn in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
+	    echo "== $$fn ($$(dirname $$f), $(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f) || exit 1; \
+	  done; \
+	done
+
 tidy:
 	for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
 
