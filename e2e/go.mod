@@ -2,6 +2,15 @@ module gatehouse.dev/e2e
 
 go 1.26.0
 
-require gatehouse.dev/kit v0.0.0
+require (
+	gatehouse.dev/kit v0.0.0
+	github.com/jackc/pgx/v5 v5.13.0
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	golang.org/x/text v0.42.0 // indirect
+)
 
 replace gatehouse.dev/kit => ../kit

@@ -171,6 +171,7 @@ type Options struct {
 	AuthEnv        []string // extra authsvc environment
 	BackendEnv     []string
 	SharedRedisURL string // default: a dedicated Redis for this stack
+	RecordBackend  bool   // put a recording relay (Stack.Seen) between proxy and backend
 }
 
 // Stack is one complete Gatehouse on loopback.
@@ -179,6 +180,7 @@ type Stack struct {
 	Auth, Backend, Proxy, Web *Proc
 	AuthDBURL, BackendDBURL   string
 	RedisURL                  string
+	Seen                      *Recorder // what reached the backend; nil unless Options.RecordBackend
 	procs                     []*Proc
 }
 
@@ -223,9 +225,14 @@ func StartStack(t testing.TB, o Options) *Stack {
 	s.Auth.env = append(s.Auth.env, "AUTHSVC_ADDR="+s.Auth.Addr)
 	s.Backend = mk("backend", append([]string{"DATABASE_URL=" + s.BackendDBURL, "BACKEND_METRICS_ADDR="}, o.BackendEnv...)...)
 	s.Backend.env = append(s.Backend.env, "BACKEND_ADDR="+s.Backend.Addr)
+	backendAddr := s.Backend.Addr
+	if o.RecordBackend {
+		s.Seen = startRecorder(t, s.Backend.Addr)
+		backendAddr = s.Seen.Addr
+	}
 	proxyEnv := []string{
 		"PROXY_ADDR=" + proxyAddr, "PROXY_METRICS_ADDR=",
-		"BACKEND_URL=http://" + s.Backend.Addr, "AUTHSVC_URL=http://" + s.Auth.Addr,
+		"BACKEND_URL=http://" + backendAddr, "AUTHSVC_URL=http://" + s.Auth.Addr,
 		"REDIS_URL=" + s.RedisURL, "JWT_ISSUER=" + s.URL, "JWT_AUDIENCE=" + s.URL,
 		"AUTH_RATE_LIMIT=" + o.AuthRateLimit,
 	}
