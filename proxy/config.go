@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type config struct {
 	Issuer    string
 	Audience  string
 	Leeway    time.Duration
+	// SignatureCacheSize bounds the verified-signature cache
+	// (SIGNATURE_CACHE_SIZE, default 10000; 0 disables it).
+	SignatureCacheSize int
 
 	RedisURL             string        // "" means in-process limiting only, and no revocation
 	RevocationPrefix     string        // REVOCATION_PREFIX: authsvc's Redis key prefix
@@ -129,6 +133,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {
 		e.Fail("REVOCATION_PREFIX", "want a Redis key prefix without spaces, like gatehouse:")
+	}
+	c.SignatureCacheSize = 10_000
+	if v := strings.TrimSpace(plain("SIGNATURE_CACHE_SIZE")); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 10_000_000 {
+			e.Fail("SIGNATURE_CACHE_SIZE", "want a whole number of entries from 0 (off) to 10000000")
+		} else {
+			c.SignatureCacheSize = n
+		}
 	}
 	c.AuthRateLimit = limitVar(e, "AUTH_RATE_LIMIT", "10/m")
 	c.AuthGeneralRateLimit = limitVar(e, "AUTH_GENERAL_RATE_LIMIT", "120/m")
@@ -223,4 +235,13 @@ func cookieNameOK(s string) bool {
 		}
 	}
 	return true
+}
+
+// tokenCacheSize maps SIGNATURE_CACHE_SIZE to token.Config.CacheSize, where
+// 0 means the default and a negative size disables the cache.
+func (c config) tokenCacheSize() int {
+	if c.SignatureCacheSize == 0 {
+		return -1
+	}
+	return c.SignatureCacheSize
 }

@@ -164,7 +164,7 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	h.revoked = h.startFollower(ctx, cfg, h.m)
 	h.verifier, err = token.NewVerifier(ctx, token.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
-		Revoked: h.revoked.Revoked,
+		Revoked: h.revoked.Revoked, CacheSize: cfg.tokenCacheSize(), OnCacheLookup: h.m.sigCacheLookup,
 		JWKS: token.JWKSConfig{RefreshInterval: time.Hour, UnknownKIDCooldown: time.Hour,
 			RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, OnFetch: h.m.jwksFetched},
 	})

@@ -68,7 +68,7 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	verifier, err := token.NewVerifier(ctx, token.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
-		Revoked: revoked.Revoked,
+		Revoked: revoked.Revoked, CacheSize: cfg.tokenCacheSize(), OnCacheLookup: m.sigCacheLookup,
 		JWKS: token.JWKSConfig{
 			RefreshInterval:    token.DefaultRefreshInterval,
 			UnknownKIDCooldown: token.DefaultUnknownKIDCooldown,

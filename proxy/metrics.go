@@ -22,6 +22,8 @@ type metrics struct {
 	revokedSessions   prometheus.Gauge
 	revocationReloads prometheus.Counter
 	revocationUp      prometheus.Gauge
+
+	sigCacheHits, sigCacheMisses prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -61,6 +63,15 @@ func newMetrics() *metrics {
 		Namespace: "proxy", Name: "revocation_subscription_up",
 		Help: "1 while subscribed to revocations and in step with Redis; 0 while Redis is unreachable (the last known set is kept).",
 	})
+	m.sigCacheHits = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "proxy", Name: "signature_cache_hits_total",
+		Help: "Token verifications that skipped the signature check (same token seen before; claims, key and revocation still checked).",
+	})
+	m.sigCacheMisses = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "proxy", Name: "signature_cache_misses_total",
+		Help: "Token verifications that checked the signature.",
+	})
+	m.Registry.MustRegister(m.sigCacheHits, m.sigCacheMisses)
 	m.Registry.MustRegister(m.authFailures, m.rateLimited, m.limiterBackend, m.jwksFetches, m.upstream,
 		m.revokedSessions, m.revocationReloads, m.revocationUp)
 	for _, r := range []string{"success", "failure"} {
@@ -97,4 +108,12 @@ func (m *metrics) setRevocationUp(up bool) {
 		v = 1
 	}
 	m.revocationUp.Set(v)
+}
+
+func (m *metrics) sigCacheLookup(hit bool) {
+	if hit {
+		m.sigCacheHits.Inc()
+		return
+	}
+	m.sigCacheMisses.Inc()
 }

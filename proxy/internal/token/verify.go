@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +54,12 @@ type Config struct {
 	// every Verify, so it must not block (the proxy's is an in-memory set).
 	// Tokens without sid are never revoked.
 	Revoked func(sid string) bool
+	// CacheSize bounds the cache of verified signatures (see sigCache): 0
+	// means DefaultCacheSize, negative disables it.
+	CacheSize int
+	// OnCacheLookup, if set, is called on every Verify that gets as far as
+	// the cache, with whether the signature check was skipped.
+	OnCacheLookup func(hit bool)
 }
 
 // Claims are the verified claims the proxy uses.
@@ -65,11 +72,15 @@ type Claims struct {
 
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
-	revoked func(string) bool
-	secret  []byte
-	jwks    *keySet // nil when JWKS is disabled
-	parser  *jwt.Parser
-	algs    []string
+	revoked   func(string) bool
+	secret    []byte
+	jwks      *keySet // nil when JWKS is disabled
+	parser    *jwt.Parser
+	validator *jwt.Validator // the parser's claim checks, for cache hits
+	algs      []string
+	cache     *sigCache // nil when disabled
+	onLookup  func(bool)
+	now       func() time.Time
 }
 
 // NewVerifier returns a Verifier. With a JWKS URL it starts loading the key
@@ -79,7 +90,13 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 	if len(c.Secret) == 0 && c.JWKSURL == "" {
 		return nil, errors.New("token: neither a JWKS URL nor an HS256 secret is configured")
 	}
-	v := &Verifier{revoked: c.Revoked}
+	v := &Verifier{revoked: c.Revoked, cache: newSigCache(c.CacheSize), onLookup: c.OnCacheLookup, now: c.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.onLookup == nil {
+		v.onLookup = func(bool) {}
+	}
 	if len(c.Secret) > 0 {
 		v.secret = append([]byte(nil), c.Secret...)
 		v.algs = append(v.algs, AlgHS256)
@@ -108,6 +125,7 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 		opts = append(opts, jwt.WithTimeFunc(c.Now))
 	}
 	v.parser = jwt.NewParser(opts...)
+	v.validator = jwt.NewValidator(opts...)
 	return v, nil
 }
 
@@ -122,6 +140,8 @@ func (v *Verifier) KeysReady() bool {
 func (v *Verifier) JWKSLoaded() bool { return v.jwks != nil && v.jwks.loaded() }
 
 // Verify checks raw and returns its claims, or an *Error with the reason.
+// The claims may be shared with other calls for the same token: read them,
+// never modify them.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, fail(ReasonTooLarge, nil)
@@ -129,28 +149,77 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if !compactJWS(raw) {
 		return nil, fail(ReasonMalformed, errors.New("not a compact JWS"))
 	}
-	var c Claims
-	tok, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx))
-	if err != nil {
-		return nil, v.classify(tok, err)
-	}
-	if !ValidSubject(c.Subject) {
-		if c.Subject == "" {
-			return nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
+	var c *Claims
+	if v.cache == nil {
+		var err error
+		if c, _, err = v.verifyFull(ctx, raw); err != nil {
+			return nil, err
 		}
-		return nil, fail(ReasonBadSubject, nil)
+	} else {
+		h := sha256.Sum256([]byte(raw))
+		e := v.cache.get(&h, v.now())
+		if e != nil && !v.keyStillPublished(ctx, e) {
+			v.cache.drop(&h)
+			e = nil
+		}
+		v.onLookup(e != nil)
+		if e != nil {
+			// Same bytes as a token that verified: only the checks that
+			// depend on time or state remain. (sub was checked on entry.)
+			if err := v.validator.Validate(e.claims); err != nil {
+				return nil, v.classify(nil, err)
+			}
+			c = e.claims
+		} else {
+			var err error
+			if c, e, err = v.verifyFull(ctx, raw); err != nil {
+				return nil, err
+			}
+			e.exp = c.ExpiresAt.Time // required: the parser refused tokens without it
+			v.cache.put(&h, e)
+		}
 	}
 	if c.SID != "" && v.revoked != nil && v.revoked(c.SID) {
 		return nil, fail(ReasonRevoked, nil)
 	}
-	return &c, nil
+	return c, nil
+}
+
+// verifyFull parses raw and checks its signature and claims, returning the
+// cache entry to remember it by (claims and the key that verified it).
+func (v *Verifier) verifyFull(ctx context.Context, raw string) (*Claims, *cacheEntry, error) {
+	c := &Claims{}
+	e := &cacheEntry{claims: c}
+	tok, err := v.parser.ParseWithClaims(raw, c, v.keyFor(ctx, e))
+	if err != nil {
+		return nil, nil, v.classify(tok, err)
+	}
+	if !ValidSubject(c.Subject) {
+		if c.Subject == "" {
+			return nil, nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
+		}
+		return nil, nil, fail(ReasonBadSubject, nil)
+	}
+	return c, e, nil
+}
+
+// keyStillPublished reports whether the key that verified a cached token is
+// still the one published under its kid. The HS256 secret never changes.
+func (v *Verifier) keyStillPublished(ctx context.Context, e *cacheEntry) bool {
+	if e.kid == "" {
+		return e.alg == AlgHS256 && v.secret != nil
+	}
+	key, err := v.jwks.key(ctx, e.kid, e.alg)
+	return err == nil && keyFits(e.alg, key) && sameKey(e.key, key)
 }
 
 // keyFor returns the key for a token whose alg already passed
 // WithValidMethods, pinning each algorithm to one key type so that no key can
 // be used with another algorithm (the classic HS256-with-the-RSA-public-key
 // confusion, or RS256 vs PS256 on a key published for one of them).
-func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
+//
+// The key it returns, with its kid and alg, is recorded in used.
+func (v *Verifier) keyFor(ctx context.Context, used *cacheEntry) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
 		for _, h := range forbiddenHeaders {
 			if _, ok := t.Header[h]; ok {
@@ -158,6 +227,7 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 			}
 		}
 		alg := t.Method.Alg()
+		used.alg = alg
 		if alg == AlgHS256 {
 			return v.secret, nil // WithValidMethods admits HS256 only when a secret is set
 		}
@@ -172,6 +242,7 @@ func (v *Verifier) keyFor(ctx context.Context) jwt.Keyfunc {
 		if !keyFits(alg, key) {
 			return nil, fail(ReasonBadAlg, fmt.Errorf("alg %s does not fit the key with that kid", alg))
 		}
+		used.kid, used.key = kid, key
 		return key, nil
 	}
 }
