@@ -43,6 +43,7 @@ type rowSummary struct {
 	WrkCPU     stat        `json:"wrk_cpu_us_per_req"` // the load generator's share of the same cores
 	PeakRSSMiB float64     `json:"proxy_peak_rss_mib"` // the highest over repetitions
 	Errors     int64       `json:"errors"`
+	Wrapped    int64       `json:"tokens_wrapped"` // fresh-token threads that ran out and started over
 	Failed     int         `json:"failed_runs"`
 	Runs       []runResult `json:"runs"`
 }
@@ -90,6 +91,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			wc = append(wc, x.Wrk.WrkCPU*1e6/float64(x.Wrk.Requests))
 			s.PeakRSSMiB = math.Max(s.PeakRSSMiB, float64(x.PeakRSS)/(1<<20))
 			s.Errors += x.Wrk.errors()
+			s.Wrapped += x.Wrk.Wrapped
 		}
 		s.RPS, s.P50ms, s.P99ms = summarize(rps), summarize(p50), summarize(p99)
 		s.ProxyCPU, s.OtherCPU, s.WrkCPU = summarize(pc), summarize(oc), summarize(wc)
@@ -224,6 +226,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| `%s` %s | %s | %s | %s | %s | %s | %s | %s |\n", s.ID, s.Title,
 			s.RPS.rng("%.0f"), s.P50ms.med("%.2f"), s.P99ms.rng("%.2f"),
 			s.ProxyCPU.med("%.1f"), s.OtherCPU.med("%.1f"), rss, errs)
+	}
+
+	for _, s := range r.Rows {
+		if s.Wrapped > 0 {
+			fmt.Fprintf(&b, "\n**%s ran out of fresh tokens %d times and reused them: raise -tokens.**\n", s.ID, s.Wrapped)
+		}
 	}
 
 	b.WriteString("\nRatios, taken within each repetition, then the median (min–max):\n\n")

@@ -127,7 +127,7 @@ func bearerLoad(alg string, cookie bool) func(*env) load {
 
 func freshLoad(alg string) func(*env) load {
 	return func(e *env) load {
-		return load{Method: "GET", Path: benchPath, TokenFile: e.fresh[alg]}
+		return load{Method: "GET", Path: benchPath, TokenPrefix: e.fresh[alg]}
 	}
 }
 

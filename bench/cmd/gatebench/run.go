@@ -98,11 +98,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, r := range selected {
 		if r.Fresh != "" && e.fresh[r.Fresh] == "" {
 			logf("signing %d fresh %s tokens", cfg.Tokens, r.Fresh)
-			path := filepath.Join(work, "tokens-"+r.Fresh+".txt")
-			if err := e.signer.writeTokens(path, r.Fresh, cfg.Tokens); err != nil {
+			prefix := filepath.Join(work, "tokens-"+r.Fresh)
+			if err := e.signer.writeTokens(prefix, r.Fresh, cfg.Tokens, cfg.Threads); err != nil {
 				return err
 			}
-			e.fresh[r.Fresh] = path
+			e.fresh[r.Fresh] = prefix
 		}
 	}
 	if needStack {
@@ -205,10 +205,9 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 		return res, err
 	}
 	o := wrkOpts{Threads: e.cfg.Threads, Conns: e.cfg.Conns, Timeout: e.cfg.Timeout}
-	// Fresh tokens: the warm-up takes the first fifth, the measured run the
-	// rest, so no token is verified twice in one proxy's life.
-	warmN := e.cfg.Tokens / 5
-	if _, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Warmup, l, 0, warmN); err != nil {
+	// Fresh tokens: the warm-up and the measured run have their own, so no
+	// token is verified twice in one proxy's life (unless a run wraps).
+	if _, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Warmup, l, "warm"); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	var profErr chan error
@@ -218,7 +217,7 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 		go func() { profErr <- fetchProfile(ctx, f.pprofURL, e.cfg.Duration, path) }()
 	}
 	proxyBefore, otherBefore := sampleTrees(f.proxyRoots), sampleTrees(f.otherRoots)
-	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, warmN, e.cfg.Tokens-warmN)
+	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, "run")
 	if profErr != nil {
 		if perr := <-profErr; perr != nil && err == nil {
 			err = perr
@@ -293,7 +292,7 @@ func (e *env) check(ctx context.Context, base string, r row, l load) error {
 	for k, v := range l.Headers {
 		req.Header.Set(k, v)
 	}
-	if l.TokenFile != "" {
+	if l.TokenPrefix != "" {
 		req.Header.Set("Authorization", "Bearer "+e.reused[r.Fresh])
 	}
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -78,8 +78,12 @@ func (s *signer) token(alg string, n int) (string, error) {
 	return "", fmt.Errorf("unknown algorithm %q", alg)
 }
 
-// writeTokens writes n distinct tokens, one a line, signing on every core.
-func (s *signer) writeTokens(path, alg string, n int) error {
+// writeTokens signs n distinct tokens (on every core) and writes them, one
+// a line, to one file per wrk phase and thread: prefix-warm-<t>.txt gets a
+// fifth of them, prefix-run-<t>.txt the rest. Separate files keep each
+// thread's Lua init short: wrk starts a thread's load as soon as that thread
+// is initialised, before the clock it divides by starts.
+func (s *signer) writeTokens(prefix, alg string, n, threads int) error {
 	toks := make([]string, n)
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
@@ -104,13 +108,30 @@ func (s *signer) writeTokens(path, alg string, n int) error {
 			return err
 		}
 	}
+	warm := n / 5
+	for _, ph := range []struct {
+		name string
+		toks []string
+	}{{"warm", toks[:warm]}, {"run", toks[warm:]}} {
+		per := len(ph.toks) / threads
+		for t := range threads {
+			path := fmt.Sprintf("%s-%s-%d.txt", prefix, ph.name, t)
+			if err := writeLines(path, ph.toks[t*per:(t+1)*per]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeLines(path string, lines []string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	for _, t := range toks {
-		bw.WriteString(t)
+	for _, l := range lines {
+		bw.WriteString(l)
 		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {

@@ -23,10 +23,10 @@ type load struct {
 	Path    string
 	Headers map[string]string
 	Body    string
-	// TokenFile, when set, holds one JWT a line; each request takes the next
-	// one as TokenHeader (a per-request Lua function, which costs wrk CPU
-	// that the static rows do not pay).
-	TokenFile   string
+	// TokenPrefix, when set, names the fresh-token files (see writeTokens);
+	// each request takes the next token of its thread's file (a per-request
+	// Lua function, which costs wrk CPU that the static rows do not pay).
+	TokenPrefix string
 	TokenCookie bool // send the token as the access cookie instead of a bearer
 }
 
@@ -74,22 +74,15 @@ function done(summary, latency, requests)
 end
 `
 
-// luaTokens gives each thread its own slice [first, first+count) of the
-// token file, split evenly, and sends the next token on every request.
+// luaTokens reads the thread's own token file for the phase (warm or run)
+// and sends the next token on every request.
 const luaTokens = `
 wrapped = 0
 function init(args)
-  local path, first, count, nthreads = args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
-  local per = math.floor(count / nthreads)
-  local lo = first + tid * per
+  local path = args[1] .. "-" .. args[2] .. "-" .. tid .. ".txt"
   tokens = {}
-  local n = 0
-  for line in io.lines(path) do
-    if n >= lo + per then break end
-    if n >= lo then tokens[#tokens + 1] = line end
-    n = n + 1
-  end
-  if #tokens == 0 then error("no tokens for thread " .. tid) end
+  for line in io.lines(path) do tokens[#tokens + 1] = line end
+  if #tokens == 0 then error("no tokens in " .. path) end
   i = 0
 end
 function request()
@@ -115,7 +108,7 @@ func (l load) script(dir, name string) (string, error) {
 		fmt.Fprintf(&b, "wrk.headers[%q] = %q\n", k, l.Headers[k])
 	}
 	b.WriteString(luaDone)
-	if l.TokenFile != "" {
+	if l.TokenPrefix != "" {
 		send := `return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. tokens[i]})`
 		if l.TokenCookie {
 			send = `return wrk.format(nil, nil, {["Cookie"] = "better-auth.access_token=" .. tokens[i]})`
@@ -135,16 +128,16 @@ type wrkOpts struct {
 	Timeout        time.Duration
 }
 
-// runWrk runs wrk for d against baseURL+l.Path. For token rows, tokens
-// [first, first+count) of the file are split between the threads.
-func runWrk(ctx context.Context, o wrkOpts, script, url string, d time.Duration, l load, first, count int) (wrkResult, error) {
+// runWrk runs wrk for d against url. For fresh-token rows, phase ("warm" or
+// "run") picks the token files.
+func runWrk(ctx context.Context, o wrkOpts, script, url string, d time.Duration, l load, phase string) (wrkResult, error) {
 	args := []string{
 		"-t" + strconv.Itoa(o.Threads), "-c" + strconv.Itoa(o.Conns),
 		"-d" + secs(d), "--timeout", secs(o.Timeout), "--latency",
 		"-s", script, url,
 	}
-	if l.TokenFile != "" {
-		args = append(args, "--", l.TokenFile, strconv.Itoa(first), strconv.Itoa(count), strconv.Itoa(o.Threads))
+	if l.TokenPrefix != "" {
+		args = append(args, "--", l.TokenPrefix, phase)
 	}
 	// wrk stops itself after d; the context bound is for a wedged run.
 	ctx, cancel := context.WithTimeout(ctx, d+o.Timeout+30*time.Second)
