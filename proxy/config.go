@@ -34,6 +34,7 @@ type config struct {
 	LogLevel    string
 	Addr        string // PROXY_ADDR
 	MetricsAddr string // PROXY_METRICS_ADDR; "" disables
+	PProf       bool   // PPROF=1: net/http/pprof on the metrics listener
 
 	BackendURL *url.URL
 	AuthsvcURL *url.URL
@@ -133,6 +134,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {
 		e.Fail("REVOCATION_PREFIX", "want a Redis key prefix without spaces, like gatehouse:")
+	}
+	switch v := strings.TrimSpace(plain("PPROF")); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.PProf = true
+	default:
+		e.Fail("PPROF", "want 1 or 0")
 	}
 	c.SignatureCacheSize = 10_000
 	if v := strings.TrimSpace(plain("SIGNATURE_CACHE_SIZE")); v != "" {

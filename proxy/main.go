@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -108,6 +109,16 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
+		if cfg.PProf {
+			// Only on the metrics listener, never the public one: profiles
+			// reveal internals and cost CPU on demand.
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			log.Warn("PPROF=1: profiling endpoints on the metrics listener", zap.String("addr", cfg.MetricsAddr))
+		}
 		metricsSrv = httpx.NewServer(cfg.MetricsAddr, mux)
 	}
 	log.Info("starting",

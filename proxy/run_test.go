@@ -146,3 +146,46 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestRunPProfOnMetricsListenerOnly: PPROF=1 mounts the profiler on the
+// metrics listener; the public listener never serves it. Without PPROF the
+// metrics listener does not either.
+func TestRunPProfOnMetricsListenerOnly(t *testing.T) {
+	backend := newEcho(t)
+	for _, on := range []bool{true, false} {
+		addr, maddr := freeAddr(t), freeAddr(t)
+		env := map[string]string{
+			"PROXY_ADDR": addr, "PROXY_METRICS_ADDR": maddr, "BACKEND_URL": backend.URL,
+			"AUTHSVC_URL": backend.URL, "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret), "REDIS_URL": "",
+		}
+		if on {
+			env["PPROF"] = "1"
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- run(ctx, envFunc(env), io.Discard) }()
+		waitForOK(t, "http://"+addr+"/healthz")
+		status := func(url string) int {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := status("http://" + addr + "/debug/pprof/"); got != http.StatusNotFound {
+			t.Errorf("PPROF=%v: public /debug/pprof/ answered %d, want 404", on, got)
+		}
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		if got := status("http://" + maddr + "/debug/pprof/"); got != want {
+			t.Errorf("PPROF=%v: metrics /debug/pprof/ answered %d, want %d", on, got, want)
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	}
+}
