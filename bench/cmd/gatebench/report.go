@@ -255,8 +255,9 @@ func (r *report) markdown() string {
 const notes = `Notes: "proxy" CPU is utime+stime (children included) of the proxy-role process tree
 over the measured run divided by requests (direct row: the upstream itself; nginx: master and
 workers; full stack: our proxy); "upstream" is the rest (the fixed upstream, or backend + authsvc +
-Postgres + Redis). Peak RSS is VmHWM (nginx: summed over its processes); every run starts a new
-proxy, so it is per row. wrk runs on the same cores as the servers: the fresh-token rows also pay
+Postgres + Redis). Peak RSS is VmHWM of the same proxy-role process (nginx: summed over its
+processes; direct: the upstream, which lives for the whole run); every run starts a new proxy, so
+it is per row. wrk runs on the same cores as the servers: the fresh-token rows also pay
 for wrk's per-request Lua, which lowers them against the static rows.
 `
 

@@ -128,6 +128,16 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 			return s, fmt.Errorf("create todo: %w", err)
 		}
 	}
+	// list50 must list exactly 50: the create row writes to the other user.
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+backAddr+"/api/v1/todos?limit=100", nil)
+	req.Header.Set("X-User-ID", listID)
+	var list []json.RawMessage
+	if err := doJSON(http.DefaultClient, req, http.StatusOK, &list); err != nil {
+		return s, fmt.Errorf("list todos: %w", err)
+	}
+	if len(list) != 50 {
+		return s, fmt.Errorf("list user has %d todos, want 50", len(list))
+	}
 	return s, nil
 }
 
@@ -210,7 +220,9 @@ func startStackProxy(ctx context.Context, e *env, r row) (*front, error) {
 		"BACKEND_URL=http://"+s.backendAddr, "AUTHSVC_URL=http://"+s.authAddr,
 		"JWKS_URL=http://"+s.authAddr+"/api/auth/jwks",
 		"REDIS_URL="+s.redisURL, "JWT_ISSUER="+s.baseURL, "JWT_AUDIENCE="+s.baseURL,
-		"AUTH_RATE_LIMIT=1000000/m", "LOG_LEVEL="+e.cfg.LogLevel,
+		// AUTH_GENERAL_RATE_LIMIT is the proxy's looser limit on the rest
+		// of /api/auth/*; raised too in case it ever covers sign-in.
+		"AUTH_RATE_LIMIT=1000000/m", "AUTH_GENERAL_RATE_LIMIT=1000000/m", "LOG_LEVEL="+e.cfg.LogLevel,
 	))
 	if err != nil {
 		return nil, err
