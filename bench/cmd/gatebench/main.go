@@ -39,7 +39,8 @@ type config struct {
 	LogLevel    string        // LOG_LEVEL of every service under test
 	ProdArgon   bool          // sign-in row with authsvc's default (OWASP) argon2id cost
 	Pprof       string        // row whose proxy serves /debug/pprof; its measured runs are profiled
-	PprofOut    string        // where the CPU profiles go
+	Perf        string        // row whose proxy is sampled with Linux perf during its measured runs
+	PprofOut    string        // where the CPU profiles go (pprof and perf)
 	Quick       bool
 	KeepWorkDir bool
 }
@@ -62,8 +63,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "LOG_LEVEL of the services under test (warn: no per-request access log)")
 	fs.BoolVar(&c.ProdArgon, "prod-argon", true, "sign-in row uses authsvc's default argon2id cost (m=19 MiB, t=2); false uses the cheapest allowed")
 	fs.StringVar(&c.Pprof, "pprof", "", "row id of one of our proxy's rows: run its proxy with PPROF=1 on a metrics listener and save a CPU profile of each measured run")
-	fs.StringVar(&c.PprofOut, "pprof-out", "results/profiles", "directory for -pprof profiles (git-ignored)")
-	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2s runs, 1s warm-up, 1 repetition, 20k tokens")
+	fs.StringVar(&c.Perf, "perf", "", "row id of one of our proxy's rows: record its proxy with `perf record -g` during each measured run (works without PPROF support; needs linux-perf)")
+	fs.StringVar(&c.PprofOut, "pprof-out", "results/profiles", "directory for -pprof and -perf profiles (git-ignored)")
+	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2s runs, 1s warm-up, 1 repetition, 20k tokens, and no files unless -out is given")
 	fs.BoolVar(&c.KeepWorkDir, "keep", false, "keep the work directory (process logs, Lua scripts, configs)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -86,6 +88,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["tokens"] {
 			c.Tokens = 20_000
 		}
+		if !set["out"] {
+			c.Out = "" // a smoke run must not replace the committed results
+		}
 	}
 	var problems []string
 	if rows != "" {
@@ -106,6 +111,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			problems = append(problems, fmt.Sprintf("-pprof: %q is not one of our proxy's rows", c.Pprof))
 		} else if len(c.Rows) > 0 && !contains(c.Rows, c.Pprof) {
 			problems = append(problems, fmt.Sprintf("-pprof: row %q is not among -rows", c.Pprof))
+		}
+	}
+	if c.Perf != "" {
+		if r, ok := rowByID(c.Perf); !ok || !r.Ours {
+			problems = append(problems, fmt.Sprintf("-perf: %q is not one of our proxy's rows", c.Perf))
+		} else if len(c.Rows) > 0 && !contains(c.Rows, c.Perf) {
+			problems = append(problems, fmt.Sprintf("-perf: row %q is not among -rows", c.Perf))
 		}
 	}
 	if c.Reps < 1 {

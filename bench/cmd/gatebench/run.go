@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %v: run `make build` first, point -bin at the binaries, or leave its rows out with -rows", filepath.Join(cfg.Bin, b), err)
 		}
 	}
-	if err := ensureTools(needNginx); err != nil {
+	if err := ensureTools(needNginx, cfg.Perf != ""); err != nil {
 		return err
 	}
 
@@ -216,10 +217,19 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 		path := filepath.Join(e.cfg.PprofOut, fmt.Sprintf("%s-rep%d.cpu.pprof", r.ID, rep+1))
 		go func() { profErr <- fetchProfile(ctx, f.pprofURL, e.cfg.Duration, path) }()
 	}
+	var perfErr chan error
+	if e.cfg.Perf == r.ID {
+		perfErr = make(chan error, 1)
+		path := filepath.Join(e.cfg.PprofOut, fmt.Sprintf("%s-rep%d.perf.data", r.ID, rep+1))
+		go func() { perfErr <- recordPerf(ctx, f.proxyRoots[0], e.cfg.Duration, path) }()
+	}
 	proxyBefore, otherBefore := sampleTrees(f.proxyRoots), sampleTrees(f.otherRoots)
 	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, "run")
-	if profErr != nil {
-		if perr := <-profErr; perr != nil && err == nil {
+	for _, c := range []chan error{profErr, perfErr} {
+		if c == nil {
+			continue
+		}
+		if perr := <-c; perr != nil && err == nil {
 			err = perr
 		}
 	}
@@ -281,6 +291,24 @@ func fetchProfile(ctx context.Context, base string, d time.Duration, path string
 		return err
 	}
 	return f.Close()
+}
+
+// recordPerf samples pid's stacks with Linux perf for d (Go keeps frame
+// pointers, so -g gives whole Go stacks): `perf report -i path`.
+func recordPerf(ctx context.Context, pid int, d time.Duration, path string) error {
+	bin, err := lookTool("perf")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, bin, "record", "-q", "-F", "499", "-g", "-p", fmt.Sprint(pid), "-o", path,
+		"--", "sleep", fmt.Sprint(int(d/time.Second)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("perf record: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // check sends one request like the row's and wants r.Want.

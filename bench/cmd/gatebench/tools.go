@@ -15,10 +15,13 @@ import (
 // root, under the same lock and with the same no-service-start policy as
 // kit/devenv, so nginx never starts on port 80. Without root it names what
 // to install; it never skips a row.
-func ensureTools(needNginx bool) error {
+func ensureTools(needNginx, needPerf bool) error {
 	want := map[string]string{"wrk": "wrk"}
 	if needNginx {
 		want["nginx"] = "nginx"
+	}
+	if needPerf {
+		want["perf"] = "linux-perf"
 	}
 	var missing []string
 	for bin, pkg := range want {
