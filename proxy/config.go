@@ -50,7 +50,7 @@ type config struct {
 	SignatureCacheSize int
 
 	RedisURL             string        // "" means in-process limiting only, and no revocation
-	RevocationPrefix     string        // REVOCATION_PREFIX: authsvc's Redis key prefix
+	RevocationPrefix     string        // REDIS_PREFIX: Redis key prefix shared with authsvc
 	RevocationStartWait  time.Duration // REVOCATION_START_WAIT: how long start-up waits for the first read
 	AuthRateLimit        ratelimit.Limit
 	AuthGeneralRateLimit ratelimit.Limit
@@ -101,7 +101,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		// Same default and variable meaning as authsvc's: both sides must
 		// agree on the key and channel names.
-		RevocationPrefix:    e.Str("REVOCATION_PREFIX", revoke.DefaultPrefix),
+		RevocationPrefix:    e.Str("REDIS_PREFIX", revoke.DefaultPrefix),
 		RevocationStartWait: e.NonNegDuration("REVOCATION_START_WAIT", 2*time.Second),
 	}
 	c.BackendURL = upstreamURL(e, "BACKEND_URL", "http://127.0.0.1:8081")
@@ -133,7 +133,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {
-		e.Fail("REVOCATION_PREFIX", "want a Redis key prefix without spaces, like gatehouse:")
+		e.Fail("REDIS_PREFIX", "want a Redis key prefix without spaces, like gatehouse:")
 	}
 	switch v := strings.TrimSpace(plain("PPROF")); v {
 	case "", "0", "false":

@@ -97,15 +97,15 @@ func TestConfigRevocationCacheAndPProf(t *testing.T) {
 	if c.RevocationPrefix != "gatehouse:" || c.SignatureCacheSize != 10_000 || c.tokenCacheSize() != 10_000 || c.PProf {
 		t.Errorf("defaults: prefix %q, cache %d, pprof %v", c.RevocationPrefix, c.SignatureCacheSize, c.PProf)
 	}
-	c, err = loadConfig(envFunc(map[string]string{"REVOCATION_PREFIX": "gh:", "SIGNATURE_CACHE_SIZE": "0", "PPROF": "1"}))
+	c, err = loadConfig(envFunc(map[string]string{"REDIS_PREFIX": "gh:", "SIGNATURE_CACHE_SIZE": "0", "PPROF": "1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.RevocationPrefix != "gh:" || c.tokenCacheSize() >= 0 || !c.PProf {
 		t.Errorf("set: prefix %q, token cache size %d (want < 0: off), pprof %v", c.RevocationPrefix, c.tokenCacheSize(), c.PProf)
 	}
-	_, err = loadConfig(envFunc(map[string]string{"REVOCATION_PREFIX": "a b", "SIGNATURE_CACHE_SIZE": "-1", "PPROF": "yes"}))
-	for _, v := range []string{"REVOCATION_PREFIX", "SIGNATURE_CACHE_SIZE", "PPROF"} {
+	_, err = loadConfig(envFunc(map[string]string{"REDIS_PREFIX": "a b", "SIGNATURE_CACHE_SIZE": "-1", "PPROF": "yes"}))
+	for _, v := range []string{"REDIS_PREFIX", "SIGNATURE_CACHE_SIZE", "PPROF"} {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Errorf("error %v does not name %s", err, v)
 		}

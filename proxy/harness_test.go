@@ -112,7 +112,7 @@ func (h *harness) baseEnv(redisAddr string) map[string]string {
 		"JWT_SECRET": string(tokentest.Secret), "JWT_ISSUER": tokentest.Issuer, "JWT_AUDIENCE": tokentest.Audience,
 		"REDIS_URL":       "redis://" + redisAddr + "/0",
 		"AUTH_RATE_LIMIT": "1000/m", "AUTH_GENERAL_RATE_LIMIT": "1000/m",
-		"REVOCATION_PREFIX": fmt.Sprintf("test:%s:%d:%d:", h.t.Name(), time.Now().UnixNano(), prefixSeq.Add(1)),
+		"REDIS_PREFIX": fmt.Sprintf("test:%s:%d:%d:", h.t.Name(), time.Now().UnixNano(), prefixSeq.Add(1)),
 	}
 }
 

@@ -112,7 +112,7 @@ func TestRevocationPresentAtStartIsRejected(t *testing.T) {
 	}
 	t.Cleanup(func() { rdb.Del(context.Background(), revoke.Key(prefix)) })
 
-	h := newHarness(t, harnessOpt{env: map[string]string{"REVOCATION_PREFIX": prefix}})
+	h := newHarness(t, harnessOpt{env: map[string]string{"REDIS_PREFIX": prefix}})
 	// newHarness returns once the first read is done: no polling here.
 	assertRevokedResponse(t, h.get(h.tokenWithSID("EdDSA", "u1", "sid-old")))
 	if w := h.get(h.tokenWithSID("EdDSA", "u1", "sid-stale")); w.Code != 200 {
@@ -125,8 +125,8 @@ func TestRevocationPresentAtStartIsRejected(t *testing.T) {
 
 func TestRevocationTwoProxiesBothReject(t *testing.T) {
 	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
-	a := newHarness(t, harnessOpt{env: map[string]string{"REVOCATION_PREFIX": prefix}})
-	b := newHarness(t, harnessOpt{env: map[string]string{"REVOCATION_PREFIX": prefix}})
+	a := newHarness(t, harnessOpt{env: map[string]string{"REDIS_PREFIX": prefix}})
+	b := newHarness(t, harnessOpt{env: map[string]string{"REDIS_PREFIX": prefix}})
 	ta, tb := a.tokenWithSID("HS256", "u1", "sid-both"), b.tokenWithSID("HS256", "u1", "sid-both")
 	a.revoke("sid-both", time.Now().Add(16*time.Minute))
 	eventually(t, "proxy a rejects", func() bool { return a.get(ta).Code == http.StatusUnauthorized })
