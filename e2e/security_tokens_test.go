@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -133,6 +134,8 @@ func TestAttackForgedTokens(t *testing.T) {
 		{"aud missing", jws(hdr(), claims("aud", nil), real)},
 		{"exp missing", jws(hdr(), claims("exp", nil), real)},
 		{"exp as a string", jws(hdr(), claims("exp", "9999999999"), real)},
+		{"claim names in upper case", jwsRaw(`{"alg":"EdDSA","kid":"`+kid+`"}`, `{"SUB":"`+uid+`","ISS":"`+s.URL+`","AUD":"`+s.URL+`","EXP":`+fmt.Sprint(now.Add(time.Minute).Unix())+`}`, real)},
+		{"sub then SUB (last case-folded key wins in Go)", jwsRaw(`{"alg":"EdDSA","kid":"`+kid+`"}`, `{"sub":"`+uid+`","iss":"`+s.URL+`","aud":"`+s.URL+`","exp":`+fmt.Sprint(now.Add(time.Minute).Unix())+`,"SUB":"someone-else"}`, real)},
 		{"exp null", jwsRaw(`{"alg":"EdDSA","kid":"`+kid+`"}`, `{"sub":"`+uid+`","iss":"`+s.URL+`","aud":"`+s.URL+`","exp":null}`, real)},
 		{"sub missing", jws(hdr(), claims("sub", nil), real)},
 		{"sub empty", jws(hdr(), claims("sub", ""), real)},
