@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/kit/devenv"
 	"gatehouse.dev/kit/testenv"
 )
 
@@ -172,6 +173,10 @@ type Options struct {
 	BackendEnv     []string
 	SharedRedisURL string // default: a dedicated Redis for this stack
 	RecordBackend  bool   // put a recording relay (Stack.Seen) between proxy and backend
+	// Postgres, when set, holds both services' databases (two new ones on
+	// it) so a test can stop and restart it; default: the shared server.
+	Postgres *devenv.Postgres
+	WebEnv   []string // extra web environment (with WithWeb)
 }
 
 // Stack is one complete Gatehouse on loopback.
@@ -196,7 +201,12 @@ func StartStack(t testing.TB, o Options) *Stack {
 	if o.AuthRateLimit == "" {
 		o.AuthRateLimit = "1000/m"
 	}
-	s := &Stack{AuthDBURL: testenv.Database(t), BackendDBURL: testenv.Database(t), RedisURL: o.SharedRedisURL}
+	s := &Stack{RedisURL: o.SharedRedisURL}
+	if o.Postgres != nil {
+		s.AuthDBURL, s.BackendDBURL = dedicatedDatabase(t, o.Postgres, "auth"), dedicatedDatabase(t, o.Postgres, "backend")
+	} else {
+		s.AuthDBURL, s.BackendDBURL = testenv.Database(t), testenv.Database(t)
+	}
 	if s.RedisURL == "" {
 		s.RedisURL = testenv.NewRedis(t).URL()
 	}
@@ -237,7 +247,7 @@ func StartStack(t testing.TB, o Options) *Stack {
 		"AUTH_RATE_LIMIT=" + o.AuthRateLimit,
 	}
 	if o.WithWeb {
-		s.Web = mk("web", "WEB_METRICS_ADDR=")
+		s.Web = mk("web", append([]string{"WEB_METRICS_ADDR="}, o.WebEnv...)...)
 		s.Web.env = append(s.Web.env, "WEB_ADDR="+s.Web.Addr)
 		proxyEnv = append(proxyEnv, "WEB_URL=http://"+s.Web.Addr)
 	}
@@ -259,4 +269,14 @@ func StartStack(t testing.TB, o Options) *Stack {
 		p.WaitReady(t)
 	}
 	return s
+}
+
+// dedicatedDatabase creates database name on pg (which the test owns and
+// removes) and returns its URL.
+func dedicatedDatabase(t testing.TB, pg *devenv.Postgres, name string) string {
+	t.Helper()
+	if err := pg.CreateDatabase(name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	return pg.URL(name)
 }
