@@ -149,3 +149,131 @@ func TestReliabilityPostgresRestart(t *testing.T) {
 		}
 	}
 }
+
+// A backend killed with SIGKILL in the middle of writes: the proxy answers
+// 502 BAD_GATEWAY (and /readyz 503) meanwhile, recovers by itself once the
+// backend is started again, and every acknowledged todo survives.
+func TestReliabilityBackendKilled(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t, Options{})
+	bearer := signedUpBearer(t, s, "kill@example.com")
+	c := httpClient(15*time.Second, 4)
+
+	load := startWriteLoad(s.URL, bearer, 4, 10*time.Millisecond)
+	defer load.Stop()
+	if _, ok := pollUntil(10*time.Second, 50*time.Millisecond, func() bool { return load.count(201) >= 20 }); !ok {
+		t.Fatalf("write load never got going: %s", load)
+	}
+	s.Backend.Kill()
+	killedAt := time.Now()
+	t.Logf("backend killed after %d acknowledged writes", load.count(201))
+
+	var slowest502 time.Duration
+	for time.Since(killedAt) < 2*time.Second {
+		start := time.Now()
+		r, err := call(c, "GET", s.URL+"/api/v1/todos", bearer, "")
+		d := time.Since(start)
+		slowest502 = max(slowest502, d)
+		if err != nil || r.Status != http.StatusBadGateway || r.Code() != "BAD_GATEWAY" {
+			t.Errorf("GET with the backend dead = %v %s, want 502 BAD_GATEWAY", err, r)
+		}
+		if d > quick503 {
+			t.Errorf("502 took %v, want within %v", d, quick503)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r, err := call(c, "GET", s.URL+"/readyz", "", ""); err != nil || r.Status != http.StatusServiceUnavailable {
+		t.Errorf("proxy /readyz with the backend dead = %v %s, want 503", err, r)
+	}
+	t.Logf("backend dead: slowest 502 %v; write load saw %d 502s so far", slowest502.Round(time.Millisecond), load.count(502))
+
+	s.Backend.Restart(t)
+	upAt := time.Now()
+	var last Resp
+	d, ok := pollUntil(15*time.Second, 20*time.Millisecond, func() bool {
+		r, err := call(c, "GET", s.URL+"/api/v1/todos?limit=1", bearer, "")
+		last = r
+		return err == nil && r.Status == http.StatusOK
+	})
+	t.Logf("proxy serving %v after the restarted backend was ready (backend down %v)", d.Round(time.Millisecond), upAt.Sub(killedAt).Round(time.Millisecond))
+	if !ok {
+		t.Fatalf("proxy still failing 15s after the backend came back: %s", last)
+	}
+	if _, ok := pollUntil(5*time.Second, 50*time.Millisecond, func() bool {
+		r, err := call(c, "GET", s.URL+"/readyz", "", "")
+		return err == nil && r.Status == http.StatusOK
+	}); !ok {
+		t.Errorf("proxy /readyz not 200 again after the backend came back")
+	}
+	n := load.count(201)
+	pollUntil(10*time.Second, 50*time.Millisecond, func() bool { return load.count(201) >= n+20 })
+	load.Stop()
+	for _, st := range []int{0, 500, 503, 504} {
+		if n := load.count(st); n > 0 {
+			t.Errorf("write load got %d answers with status %d (0: transport error): %s", n, st, load)
+		}
+	}
+	acked, lost, dup := load.checkAcked(t)
+	t.Logf("writes: %s", load)
+	t.Logf("acknowledged %d, lost %d, duplicated %d; 502s during the kill %d", acked, lost, dup, load.count(502))
+	if !s.Proxy.Alive() || !s.Auth.Alive() {
+		t.Errorf("proxy or authsvc exited")
+	}
+}
+
+// authsvc crashed: tokens already issued keep working at the proxy (cached
+// JWKS), and every auth route answers 502 BAD_GATEWAY quickly.
+func TestReliabilityAuthsvcDown(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t, Options{})
+	bearer := signedUpBearer(t, s, "authdown@example.com")
+	c := httpClient(15*time.Second, 4)
+	s.Auth.Kill()
+
+	ok := 0
+	for i := 0; i < 50; i++ {
+		method, body := "GET", ""
+		if i%5 == 0 {
+			method, body = "POST", fmt.Sprintf(`{"title":"during %d"}`, i)
+		}
+		r, err := call(c, method, s.URL+"/api/v1/todos", bearer, body)
+		if err != nil || r.Status >= 300 {
+			t.Errorf("%s /api/v1/todos with authsvc down = %v %s, want 2xx", method, err, r)
+			continue
+		}
+		ok++
+	}
+	var slowest time.Duration
+	n502 := 0
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/api/auth/sign-in/email", `{"email":"authdown@example.com","password":"` + pw + `"}`},
+		{"POST", "/api/auth/sign-up/email", `{"name":"x","email":"new@example.com","password":"` + pw + `"}`},
+		{"GET", "/api/auth/get-session", ""},
+		{"GET", "/api/auth/token", ""},
+		{"GET", "/api/auth/jwks", ""},
+		{"GET", "/api/auth/ok", ""},
+	} {
+		for i := 0; i < 3; i++ {
+			start := time.Now()
+			r, err := call(c, tc.method, s.URL+tc.path, "", tc.body, "Origin", s.URL)
+			d := time.Since(start)
+			slowest = max(slowest, d)
+			if err != nil || r.Status != http.StatusBadGateway || r.Code() != "BAD_GATEWAY" {
+				t.Errorf("%s %s with authsvc down = %v %s, want 502 BAD_GATEWAY", tc.method, tc.path, err, r)
+			} else {
+				n502++
+			}
+			if d > quick503 {
+				t.Errorf("%s %s with authsvc down took %v, want within %v", tc.method, tc.path, d, quick503)
+			}
+		}
+	}
+	if r, err := call(c, "GET", s.URL+"/readyz", "", ""); err != nil || r.Status != http.StatusOK {
+		t.Errorf("proxy /readyz with authsvc down = %v %s, want 200 (keys are cached)", err, r)
+	}
+	t.Logf("authsvc down: %d/50 API requests served with a valid token; %d auth requests answered 502, slowest %v", ok, n502, slowest.Round(time.Millisecond))
+	s.Auth.Restart(t)
+	if r := s.NewUser(t).SignIn("authdown@example.com", pw); r.Status != http.StatusOK {
+		t.Errorf("sign-in after authsvc restart = %s", r)
+	}
+}
