@@ -236,6 +236,11 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// A warm-up may complete nothing (sign-in under a full argon2id queue
+	// takes longer than the warm-up); the measured run must.
+	if w.Requests == 0 {
+		return res, fmt.Errorf("wrk completed no requests in %s against %s", e.cfg.Duration, f.url+l.Path)
+	}
 	proxyCPU := cpuDelta(proxyBefore, sampleTrees(f.proxyRoots))
 	otherCPU := cpuDelta(otherBefore, sampleTrees(f.otherRoots))
 	res.Wrk, res.RPS = w, w.rps()
