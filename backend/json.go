@@ -52,7 +52,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	// encoding/json silently replaces invalid UTF-8 with U+FFFD; refuse it
 	// instead of storing something the client did not send.
-	if !utf8.Valid(body) {
+	if !utf8.Valid(body) || hasLoneSurrogate(body) {
 		return httpx.Errorf(http.StatusBadRequest, "INVALID_UTF8", "Request body must be valid UTF-8.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -98,4 +98,53 @@ func jsonKind(k string) string {
 		return "number"
 	}
 	return k
+}
+
+// hasLoneSurrogate reports whether body has a \uD800–\uDFFF escape that is
+// not half of a valid surrogate pair. encoding/json would turn it into
+// U+FFFD, storing a character the client never sent. A backslash can only
+// appear inside JSON strings, so a linear scan of escapes is exact.
+func hasLoneSurrogate(body []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range body[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // some other escape: skip the escaped character
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hex4(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }

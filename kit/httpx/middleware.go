@@ -19,46 +19,66 @@ type ctxKey int
 
 const (
 	loggerKey ctxKey = iota
-	requestIDKey
-	fieldsKey
+	stateKey
 )
 
-// LogFrom returns the request's logger; never nil (a no-op logger outside a
-// request).
+// reqState is everything Observe knows about one request, stored in its
+// context once. The request's child logger is built only when something
+// logs through LogFrom, so a request that logs nothing but its access line
+// allocates no logger (the proxy's hot path).
+type reqState struct {
+	base   *zap.Logger
+	rid    string
+	mu     sync.Mutex
+	fields []zap.Field
+	child  *zap.Logger // base + request_id + fields; nil until needed
+}
+
+func (st *reqState) logger() *zap.Logger {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.child == nil {
+		st.child = st.base.With(append([]zap.Field{zap.String("request_id", st.rid)}, st.fields...)...)
+	}
+	return st.child
+}
+
+// LogFrom returns the request's logger, carrying request_id and every field
+// added with AddLogFields; never nil (a no-op logger outside a request).
 func LogFrom(ctx context.Context) *zap.Logger {
 	if l, ok := ctx.Value(loggerKey).(*zap.Logger); ok {
 		return l
 	}
+	if st, ok := ctx.Value(stateKey).(*reqState); ok {
+		return st.logger()
+	}
 	return zap.NewNop()
 }
 
-// WithLogger returns ctx carrying l, for LogFrom.
+// WithLogger returns ctx carrying l, for LogFrom (outside Observe).
 func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey, l)
 }
 
-// RequestIDFrom returns the request ID set by RequestID, or "".
+// RequestIDFrom returns the request ID set by Observe, or "".
 func RequestIDFrom(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey).(string)
-	return s
-}
-
-// logFields collects fields that inner handlers learn (a user ID, a route
-// class) so the outer access-log line can carry them.
-type logFields struct {
-	mu     sync.Mutex
-	fields []zap.Field
-}
-
-// AddLogFields attaches fields to the request's access-log line and to its
-// logger for later LogFrom calls made with the returned context.
-func AddLogFields(ctx context.Context, fields ...zap.Field) context.Context {
-	if lf, ok := ctx.Value(fieldsKey).(*logFields); ok {
-		lf.mu.Lock()
-		lf.fields = append(lf.fields, fields...)
-		lf.mu.Unlock()
+	if st, ok := ctx.Value(stateKey).(*reqState); ok {
+		return st.rid
 	}
-	return WithLogger(ctx, LogFrom(ctx).With(fields...))
+	return ""
+}
+
+// AddLogFields attaches fields (a user ID, a route class) to the request's
+// access-log line and to later LogFrom loggers. It returns ctx, unchanged,
+// for call sites written as ctx = AddLogFields(ctx, ...).
+func AddLogFields(ctx context.Context, fields ...zap.Field) context.Context {
+	if st, ok := ctx.Value(stateKey).(*reqState); ok {
+		st.mu.Lock()
+		st.fields = append(st.fields, fields...)
+		st.child = nil
+		st.mu.Unlock()
+	}
+	return ctx
 }
 
 // ValidRequestID reports whether s is an acceptable inbound request ID: 1–128
@@ -125,12 +145,8 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 			r.Header.Set(HeaderRequestID, rid)
 		}
 		w.Header().Set(HeaderRequestID, rid)
-		lf := &logFields{}
-		l := log.With(zap.String("request_id", rid))
-		ctx := context.WithValue(r.Context(), requestIDKey, rid)
-		ctx = context.WithValue(ctx, fieldsKey, lf)
-		ctx = WithLogger(ctx, l)
-		r = r.WithContext(ctx)
+		st := &reqState{base: log, rid: rid, fields: make([]zap.Field, 0, 4)}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
 		sw := &statusWriter{ResponseWriter: w}
 
 		defer func() {
@@ -138,7 +154,7 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				l.Error("panic", zap.Any("panic", p), zap.Stack("stack"))
+				st.logger().Error("panic", zap.Any("panic", p), zap.Stack("stack"))
 				if sw.status == 0 {
 					WriteError(sw, r, ErrInternal)
 				}
@@ -154,17 +170,19 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 			if m != nil {
 				m.observe(route, r.Method, sw.status, d)
 			}
-			lf.mu.Lock()
-			fields := append([]zap.Field{
-				zap.String("method", r.Method),
-				zap.String("path", r.URL.Path),
-				zap.String("route", route),
-				zap.Int("status", sw.status),
-				zap.Int64("bytes", sw.bytes),
-				zap.Duration("latency", d),
-			}, lf.fields...)
-			lf.mu.Unlock()
-			l.Info("request", fields...)
+			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
+				st.mu.Lock()
+				ce.Write(append([]zap.Field{
+					zap.String("request_id", rid),
+					zap.String("method", r.Method),
+					zap.String("path", r.URL.Path),
+					zap.String("route", route),
+					zap.Int("status", sw.status),
+					zap.Int64("bytes", sw.bytes),
+					zap.Duration("latency", d),
+				}, st.fields...)...)
+				st.mu.Unlock()
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
