@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +90,12 @@ func storeError(err error) error {
 		return httpx.Errorf(http.StatusNotFound, "TODO_NOT_FOUND", "No todo with that id.")
 	case errors.As(err, &te):
 		return httpx.Errorf(http.StatusBadRequest, "INVALID_TITLE", upperFirst(te.Reason)+".")
-	case pgdb.Unavailable(err):
+	case pgdb.Unavailable(err),
+		// A pooled connection found broken ("driver: bad connection", seen
+		// after other requests' queries were cancelled) or the caller gone:
+		// unavailable, not a logged internal error
+		// (e2e TestReliabilitySlowBackend).
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, context.Canceled):
 		return httpx.ErrUnavailable
 	}
 	return err
