@@ -56,6 +56,9 @@ type ratio struct {
 	Name       string `json:"name"`
 	RPS        stat   `json:"rps_ratio"`
 	P99DeltaMS stat   `json:"p99_delta_ms"`
+	// CPU is A's proxy CPU per request over B's. On a shared machine it is
+	// steadier than req/s, which moves with whatever else holds the cores.
+	CPU stat `json:"proxy_cpu_ratio"`
 }
 
 type target struct {
@@ -104,7 +107,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		if ra == nil || rb == nil {
 			return ratio{}, false
 		}
-		var rs, ds []float64
+		var rs, ds, cs []float64
 		for i := range min(len(ra.Runs), len(rb.Runs)) {
 			x, y := ra.Runs[i], rb.Runs[i]
 			if x.Err != "" || y.Err != "" || y.RPS == 0 {
@@ -112,11 +115,14 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			}
 			rs = append(rs, x.RPS/y.RPS)
 			ds = append(ds, (x.Wrk.P99US-y.Wrk.P99US)/1000)
+			if y.ProxyCPUus > 0 {
+				cs = append(cs, x.ProxyCPUus/y.ProxyCPUus)
+			}
 		}
 		if len(rs) == 0 {
 			return ratio{}, false
 		}
-		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds)}, true
+		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds), CPU: summarize(cs)}, true
 	}
 	comparisons := [][2]string{
 		{"bare", "direct"}, {"nginx", "bare"},
@@ -235,9 +241,9 @@ func (r *report) markdown() string {
 	}
 
 	b.WriteString("\nRatios, taken within each repetition, then the median (min–max):\n\n")
-	b.WriteString("| comparison | req/s ratio | p99 Δ ms |\n|---|---:|---:|\n")
+	b.WriteString("| comparison | req/s ratio | p99 Δ ms | proxy CPU/req ratio |\n|---|---:|---:|---:|\n")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", x.Name, x.RPS.rng("%.2f×"), x.P99DeltaMS.rng("%+.2f"))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", x.Name, x.RPS.rng("%.2f×"), x.P99DeltaMS.rng("%+.2f"), x.CPU.rng("%.2f×"))
 	}
 
 	b.WriteString("\n| target | measured | verdict |\n|---|---|---|\n")
@@ -258,7 +264,9 @@ workers; full stack: our proxy); "upstream" is the rest (the fixed upstream, or 
 Postgres + Redis). Peak RSS is VmHWM of the same proxy-role process (nginx: summed over its
 processes; direct: the upstream, which lives for the whole run); every run starts a new proxy, so
 it is per row. wrk runs on the same cores as the servers: the fresh-token rows also pay
-for wrk's per-request Lua, which lowers them against the static rows.
+for wrk's per-request Lua, which lowers them against the static rows. On a busy machine req/s
+and p99 move with the neighbours; the proxy CPU/req ratio (A's CPU per request over B's) is the
+steadier measure of what the proxy adds.
 `
 
 // write stores the table as latest.md and everything as latest.json.
