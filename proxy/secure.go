@@ -87,6 +87,14 @@ func secureResponse(kind upstreamKind) func(*http.Response) error {
 		if kind == toAuthsvc && len(h.Values(headerCacheControl)) == 0 {
 			h.Set(headerCacheControl, "no-store")
 		}
+		// The same baseline the proxy's own answers carry, unless the
+		// upstream chose its own (the demo sets a stricter policy).
+		if len(h.Values("Referrer-Policy")) == 0 {
+			h.Set("Referrer-Policy", "no-referrer")
+		}
+		if len(h.Values("X-Content-Type-Options")) == 0 {
+			h.Set("X-Content-Type-Options", "nosniff")
+		}
 		return nil
 	}
 }

@@ -33,7 +33,7 @@ func TestSecurityHeaders(t *testing.T) {
 		generated   bool   // nosniff, no-referrer, no-store
 		hsts        string // "" means absent
 		cache       string // when not generated
-		noReferrerP bool   // upstream answer: Referrer-Policy must be absent (left to the upstream)
+		noReferrerP bool   // upstream answer without its own Referrer-Policy: the proxy adds no-referrer
 	}
 	for _, tt := range []struct {
 		name   string
@@ -90,8 +90,13 @@ func TestSecurityHeaders(t *testing.T) {
 			if vs := got.Values(headerCacheControl); (tt.want.cache == "" && len(vs) != 0) || (tt.want.cache != "" && (len(vs) != 1 || vs[0] != tt.want.cache)) {
 				t.Errorf("Cache-Control = %q, want %q", vs, tt.want.cache)
 			}
-			if tt.want.noReferrerP && got.Get(headerReferrerPolicy) != "" {
-				t.Errorf("Referrer-Policy %q added to an upstream answer", got.Get(headerReferrerPolicy))
+			// Forwarded answers get the baseline Referrer-Policy and nosniff
+			// unless the upstream set its own.
+			if tt.want.noReferrerP && got.Get(headerReferrerPolicy) != "no-referrer" {
+				t.Errorf("Referrer-Policy = %q on a forwarded answer without one, want no-referrer", got.Get(headerReferrerPolicy))
+			}
+			if got.Get(headerContentTypeOptions) != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q on a forwarded answer, want nosniff", got.Get(headerContentTypeOptions))
 			}
 		})
 	}

@@ -1,12 +1,15 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -194,6 +197,9 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string) (*Claims, *cacheE
 	if err != nil {
 		return nil, nil, v.classify(tok, err)
 	}
+	if err := strictClaims(raw); err != nil {
+		return nil, nil, fail(ReasonMalformed, err)
+	}
 	if !ValidSubject(c.Subject) {
 		if c.Subject == "" {
 			return nil, nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
@@ -348,4 +354,59 @@ func Status(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusUnauthorized
+}
+
+// registered are the claim names Gatehouse reads. encoding/json matches
+// object keys case-insensitively and lets the last duplicate win, and
+// golang-jwt's NumericDate also accepts a quoted number, so a signed payload
+// could say "EXP", "exp" twice or "exp":"9999999999" and be read as if it
+// were well formed. RFC 7519 names are case-sensitive and dates are
+// numbers: anything else is refused rather than interpreted.
+var registered = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true, "sid": true}
+
+// strictClaims checks the raw payload of a token whose signature verified:
+// registered claim names in their exact case and at most once, and
+// exp/nbf/iat as JSON numbers. It runs once per token (cache misses only).
+func strictClaims(raw string) error {
+	first := strings.IndexByte(raw, '.')
+	last := strings.LastIndexByte(raw, '.')
+	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
+	if err != nil {
+		return errors.New("payload is not base64url")
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("payload is not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errors.New("payload is not a JSON object")
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return errors.New("payload is not a JSON object")
+		}
+		lower := strings.ToLower(key)
+		if !registered[lower] {
+			continue
+		}
+		if key != lower {
+			return fmt.Errorf("claim %q: registered claim names are lower case", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("claim %q appears twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "exp", "nbf", "iat":
+			if len(val) == 0 || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
+				return fmt.Errorf("claim %q must be a number", key)
+			}
+		}
+	}
+	return nil
 }
