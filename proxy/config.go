@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,21 +12,6 @@ import (
 	"gatehouse.dev/proxy/internal/ratelimit"
 	"gatehouse.dev/proxy/internal/revoke"
 )
-
-// envEmpty is what getenv returns for a variable that is set to the empty
-// string, so that SPEC's "empty disables" (JWKS_URL=, REDIS_URL=,
-// PROXY_METRICS_ADDR=) differs from "unset, use the default". os.Getenv
-// cannot tell the two apart; see lookupEnv.
-const envEmpty = "\x00empty"
-
-// lookupEnv is os.Getenv, except that a variable set to "" reads as envEmpty.
-func lookupEnv(key string) string {
-	v, ok := os.LookupEnv(key)
-	if ok && v == "" {
-		return envEmpty
-	}
-	return v
-}
 
 // config is the proxy's configuration, read once from the environment.
 type config struct {
@@ -66,28 +50,14 @@ type config struct {
 	Warnings []string
 }
 
-// loadConfig reads the environment through getenv and reports every problem
-// at once, each naming its variable and never a secret's value.
-func loadConfig(getenv func(string) string) (config, error) {
-	raw := getenv
-	plain := func(k string) string {
-		if v := raw(k); v != envEmpty {
-			return v
-		}
-		return ""
-	}
-	e := envconf.New(plain)
-	// optional reads a variable whose empty value disables a feature.
-	optional := func(key, def string) string {
-		switch v := raw(key); v {
-		case envEmpty:
-			return ""
-		case "":
-			return def
-		default:
-			return strings.TrimSpace(v)
-		}
-	}
+// loadConfig reads the environment through lookup (os.LookupEnv) and reports
+// every problem at once, each naming its variable and never a secret's
+// value. A variable set to "" differs from an unset one: SPEC's "empty
+// disables" (JWKS_URL=, REDIS_URL=, PROXY_METRICS_ADDR=).
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	e := envconf.FromLookup(lookup)
+	plain := e.Getenv
+	optional := e.Disableable
 	c := config{
 		LogLevel:        e.Str("LOG_LEVEL", "info"),
 		Addr:            e.Str("PROXY_ADDR", ":8080"),

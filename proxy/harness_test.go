@@ -116,15 +116,12 @@ func (h *harness) baseEnv(redisAddr string) map[string]string {
 	}
 }
 
-// envFunc reads m like lookupEnv reads the process: a key present with ""
-// is "set to empty".
-func envFunc(m map[string]string) func(string) string {
-	return func(k string) string {
+// envFunc reads m like os.LookupEnv reads the process: a key present with
+// "" is "set to empty".
+func envFunc(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
 		v, ok := m[k]
-		if ok && v == "" {
-			return envEmpty
-		}
-		return v
+		return v, ok
 	}
 }
 

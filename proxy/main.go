@@ -25,8 +25,7 @@ import (
 )
 
 func main() {
-	// lookupEnv is os.Getenv that tells "set to empty" from "unset" (config.go).
-	if err := run(context.Background(), lookupEnv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.LookupEnv, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "proxy: %v\n", err)
 		os.Exit(1)
 	}
@@ -34,10 +33,10 @@ func main() {
 
 // run wires the proxy and serves until ctx ends or SIGTERM/SIGINT arrives,
 // then drains and shuts down gracefully.
-func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := loadConfig(getenv)
+	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return err
 	}
