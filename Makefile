@@ -13,7 +13,7 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 BENCH_FLAGS   ?= -run '^$$' -bench . -benchmem -count 6
 
-.PHONY: all build run test test-short lint fmt bench fuzz clean tidy FORCE
+.PHONY: all build run test lint fmt bench bench-go fuzz clean tidy FORCE
 all: build
 
 build: $(BINARIES) bin/devenv
@@ -42,7 +42,16 @@ lint:
 fmt:
 	gofmt -w $(MODULES)
 
+# One side-by-side table from one run (bench/README.md): the fixed upstream
+# direct, a bare httputil proxy, nginx, our proxy per token kind, and the full
+# stack. ~5 min; writes bench/results/latest.{md,json}. BENCH_ARGS=-quick for
+# a one-minute smoke run that writes nothing.
+BENCH_ARGS ?=
 bench: build
+	cd bench && go run ./cmd/gatebench -bin ../bin $(BENCH_ARGS)
+
+# The Go micro-benchmarks (benchstat-friendly: -count 6).
+bench-go: build
 	bin/devenv test -- go test $(BENCH_FLAGS) $(PKGS)
 
 # Every fuzz target in the workspace, one after another, FUZZTIME each
