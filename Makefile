@@ -116,9 +116,17 @@ kind-load:
 	  $(KIND) load image-archive --name $(KIND_CLUSTER) $$tmp/$$s.tar; \
 	done
 
-# Random development secrets for the kind overlay (git-ignored files).
+# Random development secrets for the kind overlay: written to git-ignored
+# files (kept, so a redeploy reuses them) and created in the cluster; they are
+# never part of the kustomize render.
+KIND_SECRETS := auth postgres backend-db authsvc-db redis
 kind-secrets:
 	go run ./k8s/cmd/kindsecrets k8s/overlays/kind/secrets
+	$(KUBECTL) create namespace gatehouse --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	for s in $(KIND_SECRETS); do \
+	  $(KUBECTL) -n gatehouse create secret generic $$s --from-env-file=k8s/overlays/kind/secrets/$$s.env \
+	    --dry-run=client -o yaml | $(KUBECTL) apply -f - ; \
+	done
 
 deploy: kind-secrets
 	$(KUBECTL) apply -k k8s/overlays/kind

@@ -43,12 +43,16 @@ type overlay struct {
 	// externalSecrets are created outside the render (production's
 	// External Secrets, cert-manager); references to them are allowed.
 	externalSecrets []string
+	// kindSecrets: the Secrets `make kind-secrets` creates are added to the
+	// render (made exactly as the Makefile makes them), so every reference
+	// to them, key included, is checked.
+	kindSecrets bool
 	// inClusterData: Postgres and Redis run in the namespace.
 	inClusterData bool
 }
 
 var overlays = []overlay{
-	{name: "kind", inClusterData: true},
+	{name: "kind", inClusterData: true, kindSecrets: true},
 	{name: "production", externalSecrets: []string{"auth", "backend-db", "authsvc-db", "redis", "gatehouse-tls"}},
 }
 
@@ -65,14 +69,6 @@ func render(t *testing.T, name string) []byte {
 		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(sub)); err != nil {
 			t.Fatalf("copy %s: %v", sub, err)
 		}
-	}
-	sec := filepath.Join(dir, "overlays", "kind", "secrets")
-	old, _ := filepath.Glob(filepath.Join(sec, "*.env"))
-	for _, f := range old {
-		os.Remove(f) // a developer's real kind secrets: not read by tests
-	}
-	if err := kindsecrets.Write(sec); err != nil {
-		t.Fatalf("kind secrets: %v", err)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(kubectl, "kustomize", filepath.Join(dir, "overlays", name))
@@ -222,9 +218,37 @@ func (m *manifests) env(c *corev1.Container, name string) (string, bool) {
 	return "", false
 }
 
+// kindSecretsYAML makes the Secrets `make kind-secrets` creates, with the
+// same commands (kindsecrets, then kubectl create secret --dry-run=client),
+// from fresh random values in a temporary folder.
+func kindSecretsYAML(t *testing.T) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	if err := kindsecrets.Write(dir); err != nil {
+		t.Fatalf("kind secrets: %v", err)
+	}
+	var out bytes.Buffer
+	for _, name := range kindsecrets.Names {
+		cmd := exec.Command("kubectl", "create", "secret", "generic", name, "--namespace", "gatehouse",
+			"--from-env-file", filepath.Join(dir, name+".env"), "--dry-run=client", "-o", "yaml")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kubectl create secret %s: %v\n%s", name, err, stderr.Bytes())
+		}
+		out.WriteString("\n---\n")
+		out.Write(b)
+	}
+	return out.Bytes()
+}
+
 func (o overlay) loadT(t *testing.T) (*manifests, []byte) {
 	t.Helper()
 	raw := render(t, o.name)
+	if o.kindSecrets {
+		raw = append(append(raw, '\n'), kindSecretsYAML(t)...)
+	}
 	m, err := decode(raw)
 	if err != nil {
 		t.Fatalf("overlays/%s: %v", o.name, err)

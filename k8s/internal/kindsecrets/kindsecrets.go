@@ -15,6 +15,9 @@ import (
 	"strings"
 )
 
+// Names are the Secrets of the kind overlay, each written to <name>.env.
+var Names = []string{"auth", "postgres", "backend-db", "authsvc-db", "redis"}
+
 // Write makes dir/{auth,postgres,backend-db,authsvc-db,redis}.env. Values
 // already in auth.env and postgres.env are kept: Postgres sets its passwords
 // only when it first initialises its volume, so regenerating them would lock
