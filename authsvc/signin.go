@@ -78,6 +78,13 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 	if err := d.slowDown(r, email); err != nil {
 		return "abandoned", err
 	}
+	defer func() {
+		// An attempt that ended without a verdict on the password (database
+		// or hasher unavailable) does not count against the account.
+		if outcome == "error" {
+			d.signInUndecided(r, email)
+		}
+	}()
 
 	ctx, cancel := d.dbCtx(r.Context())
 	u, err := d.users(d.db).ByEmail(ctx, email)
@@ -157,6 +164,19 @@ func (d *deps) slowDown(r *http.Request, email string) error {
 		return r.Context().Err()
 	}
 	return nil
+}
+
+// signInUndecided refunds the attempt slowDown counted.
+func (d *deps) signInUndecided(r *http.Request, email string) {
+	if d.throttle == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*d.cfg.RedisTimeout)
+	defer cancel()
+	if err := d.throttle.Refund(ctx, email); err != nil {
+		d.metrics.throttleUnavail.Inc()
+		httpx.LogFrom(r.Context()).Warn("sign-in attempt not refunded: Redis unavailable", zap.Error(err))
+	}
 }
 
 // signInSucceeded clears the account's failure count.

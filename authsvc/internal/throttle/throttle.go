@@ -110,6 +110,21 @@ func (t *Throttle) Delay(failures int) time.Duration {
 	return min(d, t.opt.Max)
 }
 
+// Refund takes back one counted attempt that never reached a verdict (the
+// database or the hasher was unavailable): an outage must not leave a user
+// who retried through it slowed down afterwards.
+func (t *Throttle) Refund(ctx context.Context, email string) error {
+	if t == nil {
+		return nil
+	}
+	key := Key(t.opt.Prefix, email)
+	n, err := t.rdb.Decr(ctx, key).Result()
+	if err == nil && n <= 0 {
+		err = t.rdb.Del(ctx, key).Err()
+	}
+	return err
+}
+
 // Succeeded clears the count for email after a correct password.
 func (t *Throttle) Succeeded(ctx context.Context, email string) error {
 	if t == nil {

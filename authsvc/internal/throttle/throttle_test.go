@@ -114,3 +114,33 @@ func TestWaitStopsWhenTheClientLeaves(t *testing.T) {
 		t.Error("Wait returned false for a short or zero delay")
 	}
 }
+
+func TestRefundTakesBackAnUndecidedAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	th, _ := newThrottle(t, Options{Base: 100 * time.Millisecond, Max: 400 * time.Millisecond, Window: time.Minute})
+	for range 5 {
+		if _, err := th.Attempt(ctx, "outage@example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Twenty attempts during an outage, each refunded: no verdict, no count.
+	for range 20 {
+		if _, err := th.Attempt(ctx, "outage@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if err := th.Refund(ctx, "outage@example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, _ := th.Attempt(ctx, "outage@example.com"); d != 100*time.Millisecond {
+		t.Errorf("after 5 failures and 20 refunded attempts: delay %v, want 100ms (the 6th attempt)", d)
+	}
+	// Refunding a key that is gone leaves nothing behind.
+	if err := th.Refund(ctx, "never@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := th.Attempt(ctx, "never@example.com"); d != 0 {
+		t.Errorf("first attempt after a stray refund delayed %v", d)
+	}
+}
