@@ -182,7 +182,9 @@ func TestSoak(t *testing.T) {
 			continue
 		}
 		total += len(l)
-		q := func(p float64) time.Duration { return l[min(len(l)-1, int(p*float64(len(l))))].Round(10 * time.Microsecond) }
+		q := func(p float64) time.Duration {
+			return l[min(len(l)-1, int(p*float64(len(l))))].Round(10 * time.Microsecond)
+		}
 		fmt.Fprintf(&b, "%-8s %8d %9v %9v %9v %9v  %v\n", op, len(l), q(.5), q(.9), q(.99), l[len(l)-1].Round(10*time.Microsecond), st.codes[op])
 	}
 	t.Logf("soak %v, %d workers: %d requests, %.0f req/s%s", dur, workers, total, float64(total)/dur.Seconds(), b.String())
