@@ -13,7 +13,7 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 BENCH_FLAGS   ?= -run '^$$' -bench . -benchmem -count 6
 
-.PHONY: all build run test lint fmt bench bench-go fuzz clean tidy FORCE
+.PHONY: all build run test lint fmt bench bench-go soak fuzz clean tidy FORCE
 all: build
 
 build: $(BINARIES) bin/devenv
@@ -53,6 +53,11 @@ bench: build
 # The Go micro-benchmarks (benchstat-friendly: -count 6).
 bench-go: build
 	bin/devenv test -- go test $(BENCH_FLAGS) $(PKGS)
+
+# Load soak through the whole stack (default 10m): mixed traffic, zero 5xx,
+# no lost writes, flat memory and goroutines; GATEHOUSE_SOAK=30m for longer.
+soak: build
+	GATEHOUSE_SOAK=$${GATEHOUSE_SOAK:-10m} bin/devenv test -- go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e/
 
 # Every fuzz target in the workspace, one after another, FUZZTIME each
 # (go test runs one -fuzz target per package at a time). Their seed corpora

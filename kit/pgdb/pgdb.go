@@ -6,6 +6,7 @@ package pgdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -111,6 +112,9 @@ func Unavailable(err error) bool {
 	var pe *pgconn.PgError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, sql.ErrConnDone),
+		// A pooled connection that broke under the request (pgx closes one
+		// whose query was cancelled; database/sql cannot retry mid-query).
+		errors.Is(err, driver.ErrBadConn),
 		errors.As(err, &ne), errors.As(err, &ce):
 		return true
 	case errors.As(err, &pe):
