@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -10,21 +9,13 @@ import (
 	"gatehouse.dev/proxy/internal/token"
 )
 
-type userKey struct{}
-
-// userFrom returns the verified subject, set only by requireToken.
-func userFrom(ctx context.Context) (string, bool) {
-	uid, ok := ctx.Value(userKey{}).(string)
-	return uid, ok && uid != ""
-}
-
 var (
 	errInvalidOrigin   = httpx.Errorf(http.StatusForbidden, "INVALID_ORIGIN", "Cookie-authenticated requests that change state must come from an allowed origin.")
 	errKeysUnavailable = httpx.Errorf(http.StatusServiceUnavailable, "KEYS_UNAVAILABLE", "Token verification keys are not available yet; try again shortly.")
 )
 
 // requireToken lets a request through only with a verified token, and puts
-// its subject in the context for Rewrite to send as X-User-ID. A token from
+// its subject on the request's exchange for Rewrite to send as X-User-ID. A token from
 // the access cookie on an unsafe method must also come with an allowed
 // Origin, since a browser attaches cookies to cross-site requests.
 func (s *server) requireToken(next http.Handler) http.Handler {
@@ -45,9 +36,18 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 			s.rejectToken(w, r, err)
 			return
 		}
-		ctx := httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
-		ctx = context.WithValue(ctx, userKey{}, claims.Subject)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
+		// The subject rides on the request's exchange, which dispatch
+		// already put in the context: no second context and request copy.
+		x, ok := r.Context().Value(infoKey{}).(*exchange)
+		if !ok {
+			// requireToken only runs under dispatch; without an exchange
+			// there is nowhere to carry the identity, so refuse.
+			httpx.WriteError(w, r, httpx.ErrInternal)
+			return
+		}
+		x.user = claims.Subject
+		next.ServeHTTP(w, r)
 	})
 }
 

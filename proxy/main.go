@@ -36,6 +36,7 @@ func main() {
 func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tuneGC(lookup)
 	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,8 +100,37 @@ func (m *metrics) jwksFetched(err error) {
 	m.jwksFetches.WithLabelValues("success").Inc()
 }
 
-func (m *metrics) observeUpstream(name, status string, d time.Duration) {
-	m.upstream.WithLabelValues(name, status).Observe(d.Seconds())
+// upstreamSeries are one upstream's latency histograms by status, resolved
+// once per status rather than by label lookup (and strconv) per request.
+type upstreamSeries struct {
+	vec      *prometheus.HistogramVec
+	name     string
+	byStatus [600]atomic.Pointer[prometheus.Observer] // index: HTTP status
+	failed   prometheus.Observer                      // status "error": no response
+}
+
+func (m *metrics) upstreamSeries(name string) *upstreamSeries {
+	return &upstreamSeries{vec: m.upstream, name: name, failed: m.upstream.WithLabelValues(name, "error")}
+}
+
+// observe records d for a response with status, or for a failed round trip
+// when status is 0.
+func (u *upstreamSeries) observe(status int, d time.Duration) {
+	if status == 0 {
+		u.failed.Observe(d.Seconds())
+		return
+	}
+	if status < 0 || status >= len(u.byStatus) {
+		u.vec.WithLabelValues(u.name, strconv.Itoa(status)).Observe(d.Seconds())
+		return
+	}
+	p := u.byStatus[status].Load()
+	if p == nil {
+		o := u.vec.WithLabelValues(u.name, strconv.Itoa(status))
+		p = &o
+		u.byStatus[status].Store(p)
+	}
+	(*p).Observe(d.Seconds())
 }
 
 func (m *metrics) setRevocationUp(up bool) {

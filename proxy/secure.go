@@ -36,7 +36,8 @@ const (
 type exchange struct {
 	http.ResponseWriter
 	info     reqInfo
-	proxied  bool // ModifyResponse ran: the headers are the upstream's
+	user     string // the verified subject, set by requireToken; "" before
+	proxied  bool   // ModifyResponse ran: the headers are the upstream's
 	wroteHdr bool
 }
 
@@ -78,22 +79,33 @@ func secureResponse(kind upstreamKind) func(*http.Response) error {
 			return nil
 		}
 		x.proxied = true
-		h := resp.Header
+		// What the upstream left out goes straight onto our answer's
+		// header, which ReverseProxy then fills with the upstream's: set
+		// on resp.Header it would be allocated twice (set, then copied).
+		// Only names absent from resp.Header are set, so nothing doubles.
+		h, dst := resp.Header, x.ResponseWriter.Header()
+		var vals [4]string
+		n := 0
+		set := func(k, v string) {
+			vals[n] = v
+			dst[k] = vals[n : n+1 : n+1]
+			n++
+		}
 		if x.https() && len(h.Values(headerHSTS)) == 0 {
-			h.Set(headerHSTS, hstsValue)
+			set(headerHSTS, hstsValue)
 		}
 		// Session and token answers must never sit in a shared or browser
 		// cache, whatever authsvc remembered to say.
 		if kind == toAuthsvc && len(h.Values(headerCacheControl)) == 0 {
-			h.Set(headerCacheControl, "no-store")
+			set(headerCacheControl, "no-store")
 		}
 		// The same baseline the proxy's own answers carry, unless the
 		// upstream chose its own (the demo sets a stricter policy).
-		if len(h.Values("Referrer-Policy")) == 0 {
-			h.Set("Referrer-Policy", "no-referrer")
+		if len(h.Values(headerReferrerPolicy)) == 0 {
+			set(headerReferrerPolicy, "no-referrer")
 		}
-		if len(h.Values("X-Content-Type-Options")) == 0 {
-			h.Set("X-Content-Type-Options", "nosniff")
+		if len(h.Values(headerContentTypeOptions)) == 0 {
+			set(headerContentTypeOptions, "nosniff")
 		}
 		return nil
 	}

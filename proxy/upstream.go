@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -49,26 +48,27 @@ func newTransport(timeout time.Duration) *http.Transport {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: timeout,
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
+		// Upstreams are plain http:// on loopback or in the pod: HTTP/2
+		// would need TLS, so do not set up for it.
+		ForceAttemptHTTP2:  false,
+		DisableCompression: true, // pass Accept-Encoding and bodies through untouched
 	}
 }
 
 // timedTransport records upstream latency to response headers.
 type timedTransport struct {
-	next    http.RoundTripper
-	name    string
-	observe func(name, status string, d time.Duration)
+	next   http.RoundTripper
+	series *upstreamSeries
 }
 
 func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.next.RoundTrip(r)
-	status := "error"
+	status := 0 // "error"
 	if err == nil {
-		status = strconv.Itoa(resp.StatusCode)
+		status = resp.StatusCode
 	}
-	t.observe(t.name, status, time.Since(start))
+	t.series.observe(status, time.Since(start))
 	return resp, err
 }
 
@@ -82,29 +82,39 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 			pr.SetURL(target) // same path as routed: Check admitted only canonical paths
 			out := pr.Out.Header
 			headers.StripInbound(out)
-			info := infoFrom(pr.In.Context())
+			x, _ := pr.In.Context().Value(infoKey{}).(*exchange)
+			info := reqInfo{scheme: "http"}
+			if x != nil {
+				info = x.info
+			}
+			// Every value below gets its own one-element slice (cap 1, so an
+			// Add elsewhere copies rather than writes into a neighbour), all
+			// cut from one array: one allocation instead of one per header.
+			vals := make([]string, 0, 5)
+			set := func(k, v string) {
+				vals = append(vals, v)
+				out[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+			}
 			if info.clientIP.IsValid() {
-				out.Set(headers.ForwardedFor, info.clientIP.String())
+				set(headers.ForwardedFor, info.clientIP.String())
 			}
-			out.Set(headers.ForwardedProto, info.scheme)
+			set(headers.ForwardedProto, info.scheme)
 			if info.host != "" {
-				out.Set(headers.ForwardedHost, info.host)
+				set(headers.ForwardedHost, info.host)
 			}
-			out.Set(headers.RequestID, httpx.RequestIDFrom(pr.In.Context()))
+			set(headers.RequestID, httpx.RequestIDFrom(pr.In.Context()))
 			if kind == toAuthsvc {
 				return
 			}
 			headers.DeleteAnyCase(out, headers.Authorization)
 			headers.RemoveCookies(out, s.cookieNames)
-			if kind == toBackend {
-				if uid, ok := userFrom(pr.In.Context()); ok {
-					out.Set(headers.UserID, uid)
-				}
+			if kind == toBackend && x != nil && x.user != "" {
+				set(headers.UserID, x.user)
 			}
 		},
 		ModifyResponse: secureResponse(kind),
 		BufferPool:     copyBuffers,
-		Transport:      timedTransport{next: newTransport(s.cfg.UpstreamTimeout), name: name, observe: s.m.observeUpstream},
+		Transport:      timedTransport{next: newTransport(s.cfg.UpstreamTimeout), series: s.m.upstreamSeries(name)},
 		ErrorLog:       zap.NewStdLog(s.log.With(zap.String("upstream", name))),
 		ErrorHandler:   s.upstreamError(name),
 	}

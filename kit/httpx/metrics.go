@@ -3,6 +3,8 @@ package httpx
 import (
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +18,28 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// series caches the children of requests and latency by label values,
+	// so a request costs a map read instead of two label hashes, two
+	// locked lookups and a strconv. Copy-on-write: readers never lock.
+	series   atomic.Pointer[map[seriesKey]seriesPair]
+	seriesMu sync.Mutex // serialises writers of series
 }
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type seriesPair struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// maxCachedSeries bounds the cache: the method label comes from clients, so
+// past this many combinations a request takes the uncached path rather than
+// grow (and copy) the cache without limit.
+const maxCachedSeries = 256
 
 // NewMetrics returns a registry with Go runtime and process collectors and
 // request count and latency by route, method and status.
@@ -40,9 +63,38 @@ func NewMetrics(namespace string) *Metrics {
 }
 
 func (m *Metrics) observe(route, method string, status int, d time.Duration) {
-	s := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, method, s).Inc()
-	m.latency.WithLabelValues(route, s).Observe(d.Seconds())
+	p := m.seriesFor(seriesKey{route, method, status})
+	p.count.Inc()
+	p.latency.Observe(d.Seconds())
+}
+
+func (m *Metrics) seriesFor(k seriesKey) seriesPair {
+	if cur := m.series.Load(); cur != nil {
+		if p, ok := (*cur)[k]; ok {
+			return p
+		}
+	}
+	s := strconv.Itoa(k.status)
+	p := seriesPair{
+		count:   m.requests.WithLabelValues(k.route, k.method, s),
+		latency: m.latency.WithLabelValues(k.route, s),
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	cur := m.series.Load()
+	if cur != nil && len(*cur) >= maxCachedSeries {
+		return p
+	}
+	next := make(map[seriesKey]seriesPair, 1)
+	if cur != nil {
+		next = make(map[seriesKey]seriesPair, len(*cur)+1)
+		for key, v := range *cur {
+			next[key] = v
+		}
+	}
+	next[k] = p
+	m.series.Store(&next)
+	return p
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -32,6 +32,12 @@ type reqState struct {
 	mu     sync.Mutex
 	fields []zap.Field
 	child  *zap.Logger // base + request_id + fields; nil until needed
+
+	// Allocated with the state rather than on their own: the status
+	// writer, and room for the few fields a service adds (route, user).
+	sw      statusWriter
+	fieldsA [4]zap.Field
+	ridVal  [1]string // the request ID header's value, shared by r and w
 }
 
 func (st *reqState) logger() *zap.Logger {
@@ -139,15 +145,23 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		st := &reqState{base: log}
+		st.fields = st.fieldsA[:0]
 		rid := r.Header.Get(HeaderRequestID)
 		if !ValidRequestID(rid) {
 			rid = NewRequestID()
-			r.Header.Set(HeaderRequestID, rid)
+			st.ridVal[0] = rid
+			r.Header[HeaderRequestID] = st.ridVal[:1:1]
+		} else {
+			st.ridVal[0] = rid
 		}
-		w.Header().Set(HeaderRequestID, rid)
-		st := &reqState{base: log, rid: rid, fields: make([]zap.Field, 0, 4)}
+		st.rid = rid
+		// The same one-element, cap-1 slice as the request's: nothing
+		// writes into a header value in place, and Add copies at cap 1.
+		w.Header()[HeaderRequestID] = st.ridVal[:1:1]
 		r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
-		sw := &statusWriter{ResponseWriter: w}
+		st.sw.ResponseWriter = w
+		sw := &st.sw
 
 		defer func() {
 			if p := recover(); p != nil {
@@ -172,7 +186,8 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 			}
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
 				st.mu.Lock()
-				ce.Write(append([]zap.Field{
+				fs := make([]zap.Field, 0, 7+len(st.fields)) // one allocation
+				fs = append(fs,
 					zap.String("request_id", rid),
 					zap.String("method", r.Method),
 					zap.String("path", r.URL.Path),
@@ -180,7 +195,8 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 					zap.Int("status", sw.status),
 					zap.Int64("bytes", sw.bytes),
 					zap.Duration("latency", d),
-				}, st.fields...)...)
+				)
+				ce.Write(append(fs, st.fields...)...)
 				st.mu.Unlock()
 			}
 		}()

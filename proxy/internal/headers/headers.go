@@ -37,8 +37,29 @@ var strippedPrefixes = []string{"x-user-", "x-auth-", "x-forwarded-", "x-remote-
 // Spoofable reports whether name is an identity or forwarding header that
 // only the proxy may set. Letter case does not matter and '_' counts as '-',
 // since some servers (and CGI) treat X_User_Id as X-User-Id.
+//
+// It runs for every header of every request, so it normalises into a stack
+// buffer rather than a new string (strings.ToLower allocates for any name
+// with a capital letter, which is every canonical header key).
 func Spoofable(name string) bool {
-	n := normalise(name)
+	var buf [64]byte
+	n, ok := normaliseInto(&buf, name)
+	if !ok { // long or non-ASCII: the allocating path, same rules
+		return spoofableNormalised(normalise(name))
+	}
+	// A map index with string(bytes) does not allocate.
+	if strippedExact[string(buf[:n])] {
+		return true
+	}
+	for _, p := range strippedPrefixes {
+		if n >= len(p) && string(buf[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
+}
+
+func spoofableNormalised(n string) bool {
 	if strippedExact[n] {
 		return true
 	}
@@ -50,9 +71,29 @@ func Spoofable(name string) bool {
 	return false
 }
 
+// normaliseInto writes name as normalise would (spaces trimmed, ASCII lower
+// case, '_' as '-') into buf; ok is false when it does not fit.
+func normaliseInto(buf *[64]byte, name string) (n int, ok bool) {
+	name = strings.TrimSpace(name)
+	if len(name) > len(buf) {
+		return 0, false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		case c >= 0x80:
+			return 0, false // leave non-ASCII to strings.ToLower's rules
+		}
+		buf[i] = c
+	}
+	return len(name), true
+}
+
 func normalise(name string) string {
-	// Fast path: most headers need no change beyond lower-casing, which
-	// strings.ToLower does without allocating for already-lower input.
 	n := strings.ToLower(strings.TrimSpace(name))
 	if strings.IndexByte(n, '_') >= 0 {
 		n = strings.ReplaceAll(n, "_", "-")

@@ -34,17 +34,23 @@ func CookieNames(prefix string) []string {
 // bearer token that differs from the cookie are ReasonAmbiguous. No token at
 // all is ReasonMissing. Header keys are matched in any letter case.
 func Extract(h http.Header, cookieNames []string) (string, Source, error) {
-	var authz []string
+	// Count every Authorization value in any key spelling, keeping the
+	// first: no slice is built, since more than one is refused anyway.
+	var first string
+	nAuthz := 0
 	for k, vs := range h {
 		if strings.EqualFold(k, "Authorization") {
-			authz = append(authz, vs...)
+			if nAuthz == 0 && len(vs) > 0 {
+				first = vs[0]
+			}
+			nAuthz += len(vs)
 		}
 	}
 	cookie, err := accessCookie(h, cookieNames)
 	if err != nil {
 		return "", SourceNone, err
 	}
-	switch len(authz) {
+	switch nAuthz {
 	case 0:
 		if cookie == "" {
 			return "", SourceNone, fail(ReasonMissing, nil)
@@ -57,7 +63,7 @@ func Extract(h http.Header, cookieNames []string) (string, Source, error) {
 	default:
 		return "", SourceNone, fail(ReasonAmbiguous, errors.New("more than one Authorization header"))
 	}
-	v := authz[0]
+	v := first
 	if len(v) > MaxTokenBytes+len("Bearer ")+16 {
 		return "", SourceNone, fail(ReasonTooLarge, nil)
 	}
