@@ -125,16 +125,25 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 // under load went to those large allocations and their GC).
 var copyBuffers httputil.BufferPool = &bufferPool{}
 
-type bufferPool struct{ p sync.Pool }
+type bufferPool struct{ p sync.Pool } // of *[copyBufferSize]byte
+
+const copyBufferSize = 32 << 10
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, 32<<10)
+	return make([]byte, copyBufferSize)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+// Put keeps buffers by array pointer: converting the slice back costs no
+// allocation, where boxing a *[]byte for the pool would cost one per Put.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < copyBufferSize {
+		return
+	}
+	b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+}
 
 // upstreamError answers a failed forward: 504 when the upstream was too slow,
 // 502 when it could not be reached or broke the connection.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -159,7 +160,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, err
 		}
 	} else {
-		h := sha256.Sum256([]byte(raw))
+		h := hashToken(raw)
 		e := v.cache.get(&h, v.now())
 		if e != nil && !v.keyStillPublished(ctx, e) {
 			v.cache.drop(&h)
@@ -187,6 +188,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	return c, nil
 }
+
+// hashToken is sha256.Sum256([]byte(raw)) without allocating the copy on
+// every request: the bytes go through a pooled buffer (tokens are at most
+// MaxTokenBytes, checked before this).
+func hashToken(raw string) [sha256.Size]byte {
+	bp := hashBufs.Get().(*[]byte)
+	b := append((*bp)[:0], raw...)
+	h := sha256.Sum256(b)
+	*bp = b
+	hashBufs.Put(bp)
+	return h
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // verifyFull parses raw and checks its signature and claims, returning the
 // cache entry to remember it by (claims and the key that verified it).
@@ -312,15 +327,13 @@ func (v *Verifier) algAllowed(a any) bool {
 func compactJWS(s string) bool {
 	dots := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '.':
+		switch jwsByte[s[i]] {
+		case jwsDot:
 			dots++
 			if dots > 2 {
 				return false
 			}
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
+		case jwsBad:
 			return false
 		}
 	}
@@ -331,6 +344,28 @@ func compactJWS(s string) bool {
 	p, sig, _ := strings.Cut(rest, ".")
 	return h != "" && p != "" && sig != ""
 }
+
+// jwsByte classifies each byte for compactJWS with one table load per byte
+// (it runs on every request, over the whole token).
+var jwsByte = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c == '.':
+			t[c] = jwsDot
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+			t[c] = jwsOK
+		default:
+			t[c] = jwsBad
+		}
+	}
+	return t
+}()
+
+const (
+	jwsBad uint8 = iota
+	jwsOK
+	jwsDot
+)
 
 // ValidSubject reports whether sub may be forwarded as X-User-ID: 1–128
 // printable ASCII characters without spaces or commas (SPEC).
