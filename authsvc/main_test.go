@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +23,8 @@ const testSecret = "test-secret-0123456789abcdef-0123456789"
 // (the real defaults are exercised in internal/password and one test here).
 func testEnv(t testing.TB, dbURL string) map[string]string {
 	return map[string]string{
-		"AUTHSVC_ADDR":              freeAddr(t),
-		"AUTHSVC_METRICS_ADDR":      freeAddr(t),
+		"AUTHSVC_ADDR":              testenv.FreeAddr(t),
+		"AUTHSVC_METRICS_ADDR":      testenv.FreeAddr(t),
 		"DATABASE_URL":              dbURL,
 		"AUTH_SECRET":               testSecret,
 		"AUTH_BASE_URL":             "http://localhost:8080",
@@ -37,39 +35,11 @@ func testEnv(t testing.TB, dbURL string) map[string]string {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a service's log output for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is one running authsvc started through run().
 type instance struct {
 	base string // http://127.0.0.1:port
 	env  map[string]string
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 }
 
 // start runs authsvc with env until the test ends, waiting for /readyz.
@@ -77,7 +47,7 @@ func start(t testing.TB, env map[string]string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	go func() {
 		errc <- run(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, []string{"authsvc"})
 	}()

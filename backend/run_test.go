@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,16 +49,6 @@ func backendBinary(t *testing.T) string {
 	return binPath
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // proc is a running backend process.
 type proc struct {
 	cmd  *exec.Cmd
@@ -71,7 +60,7 @@ type proc struct {
 
 func startBackend(t *testing.T, dbURL string, extraEnv ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freeAddr(t), logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &proc{addr: testenv.FreeAddr(t), logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(backendBinary(t))
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL, "BACKEND_ADDR=" + p.addr, "BACKEND_METRICS_ADDR="}, extraEnv...)
 	stderr, _ := p.cmd.StderrPipe()
@@ -273,7 +262,7 @@ func TestProbeCommand(t *testing.T) {
 		{p.addr, "/readyz", true},
 		{p.addr, "/healthz", true},
 		{p.addr, "/metrics", false},
-		{freeAddr(t), "/readyz", false}, // nothing listening
+		{testenv.FreeAddr(t), "/readyz", false}, // nothing listening
 	} {
 		cmd := exec.Command(backendBinary(t), "probe", tc.path)
 		cmd.Env = []string{"BACKEND_ADDR=" + tc.addr}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse.dev/kit/testenv"
 )
 
 // SeenRequest is one request exactly as it arrived at the backend's socket.
@@ -167,7 +169,7 @@ func (r *Recorder) AssertUnseen(t testing.TB, what string, resp Resp, marker str
 // ends.
 func (s *Stack) StartProxy(t testing.TB, extraEnv ...string) *Proc {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	env := append(slices.Clone(s.Proxy.env), "PROXY_ADDR="+addr) // exec: the last value of a key wins
 	p := &Proc{Name: "proxy@" + addr, Addr: addr, bin: s.Proxy.bin, env: append(env, extraEnv...)}
 	p.start(t)

@@ -23,7 +23,7 @@ import (
 func TestReliabilityRedisOutage(t *testing.T) {
 	t.Parallel()
 	rd := testenv.NewRedis(t)
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	s := StartStack(t, Options{SharedRedisURL: rd.URL(), AuthRateLimit: "30/m",
 		ProxyEnv: []string{"PROXY_METRICS_ADDR=" + metricsAddr}})
 	c := httpClient(15*time.Second, 4)
@@ -142,7 +142,7 @@ func TestReliabilityRedisOutage(t *testing.T) {
 // and sockets are back near where they started.
 func TestReliabilitySlowBackend(t *testing.T) {
 	t.Parallel()
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	s := StartStack(t, Options{
 		ProxyEnv:   []string{"PROXY_METRICS_ADDR=" + metricsAddr, "UPSTREAM_TIMEOUT=1s"},
 		BackendEnv: []string{"REQUEST_TIMEOUT=10s"},

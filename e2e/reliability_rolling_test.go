@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/kit/testenv"
 )
 
 const drainDelay = time.Second
@@ -197,7 +199,7 @@ func TestReliabilityRollingRestart(t *testing.T) {
 
 	// A second proxy: the same configuration on another port (the later
 	// PROXY_ADDR wins).
-	addr2 := freeAddr(t)
+	addr2 := testenv.FreeAddr(t)
 	p2 := &Proc{Name: "proxy2", Addr: addr2, bin: filepath.Join(binaries(t), "proxy"),
 		env: append(append([]string(nil), s.Proxy.env...), "PROXY_ADDR="+addr2)}
 	t.Cleanup(func() {

@@ -19,7 +19,7 @@ func TestAttackRevokedSessions(t *testing.T) {
 	t.Parallel()
 	rd := testenv.NewRedis(t)
 	s := StartStack(t, Options{RecordBackend: true, SharedRedisURL: rd.URL()})
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	p2 := s.StartProxy(t, "PROXY_METRICS_ADDR="+metricsAddr)
 	proxies := []string{s.URL, "http://" + p2.Addr}
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse.dev/kit/testenv"
 )
 
 type soakStats struct {
@@ -50,7 +52,10 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("GATEHOUSE_SOAK=%q: want a duration of at least 10s, like 10m", spec)
 	}
 	metrics := map[string]string{}
-	env := func(svc, v string) []string { metrics[svc] = freeAddr(t); return []string{v + "=" + metrics[svc]} }
+	env := func(svc, v string) []string {
+		metrics[svc] = testenv.FreeAddr(t)
+		return []string{v + "=" + metrics[svc]}
+	}
 	s := StartStack(t, Options{WithWeb: true, AuthRateLimit: "1000000/m",
 		ProxyEnv:   append(env("proxy", "PROXY_METRICS_ADDR"), "AUTH_GENERAL_RATE_LIMIT=1000000/m"),
 		BackendEnv: env("backend", "BACKEND_METRICS_ADDR"), AuthEnv: env("authsvc", "AUTHSVC_METRICS_ADDR"),

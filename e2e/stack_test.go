@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,16 +51,6 @@ func binaries(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binDir
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Proc is one running service.
@@ -210,13 +199,13 @@ func StartStack(t testing.TB, o Options) *Stack {
 	if s.RedisURL == "" {
 		s.RedisURL = testenv.NewRedis(t).URL()
 	}
-	proxyAddr := freeAddr(t)
+	proxyAddr := testenv.FreeAddr(t)
 	s.URL = "http://" + proxyAddr
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 
 	mk := func(name string, env ...string) *Proc {
-		p := &Proc{Name: name, Addr: freeAddr(t), bin: filepath.Join(bins, name)}
+		p := &Proc{Name: name, Addr: testenv.FreeAddr(t), bin: filepath.Join(bins, name)}
 		if name == "proxy" {
 			p.Addr = proxyAddr
 		}

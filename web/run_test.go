@@ -6,38 +6,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"gatehouse.dev/kit/testenv"
 )
-
-// syncBuffer is an io.Writer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func lookupMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
@@ -47,13 +20,13 @@ func lookupMap(m map[string]string) func(string) (string, bool) {
 type started struct {
 	cancel context.CancelFunc
 	errc   chan error
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 }
 
 func startRun(t *testing.T, env map[string]string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{cancel: cancel, errc: make(chan error, 1), logs: &syncBuffer{}}
+	s := &started{cancel: cancel, errc: make(chan error, 1), logs: &testenv.LogBuffer{}}
 	go func() { s.errc <- run(ctx, nil, lookupMap(env), s.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -114,7 +87,7 @@ func get(t *testing.T, url string) (int, string) {
 // for DRAIN_DELAY while the page still loads, and run returns nil.
 func TestRunDrainsThenStops(t *testing.T) {
 	t.Parallel()
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	s := startRun(t, map[string]string{
 		"WEB_ADDR": addr, "WEB_METRICS_ADDR": metricsAddr,
 		"DRAIN_DELAY": "500ms", "SHUTDOWN_TIMEOUT": "5s",
@@ -161,7 +134,7 @@ func TestRunDrainsThenStops(t *testing.T) {
 // WEB_METRICS_ADDR set to "" means no metrics listener at all.
 func TestRunMetricsDisabled(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	s := startRun(t, map[string]string{"WEB_ADDR": addr, "WEB_METRICS_ADDR": ""})
 	s.waitForReady(t, "http://"+addr+"/healthz")
 	s.stop(t)
@@ -197,7 +170,7 @@ func TestRunRefusesToStart(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			err := run(ctx, tt.args, lookupMap(env), &syncBuffer{})
+			err := run(ctx, tt.args, lookupMap(env), &testenv.LogBuffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run = %v, want an error containing %q", err, tt.want)
 			}
