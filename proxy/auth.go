@@ -39,8 +39,8 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 		httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
 		// The subject rides on the request's exchange, which dispatch
 		// already put in the context: no second context and request copy.
-		x, ok := r.Context().Value(infoKey{}).(*exchange)
-		if !ok {
+		x := exchangeFrom(r.Context())
+		if x == nil {
 			// requireToken only runs under dispatch; without an exchange
 			// there is nowhere to carry the identity, so refuse.
 			httpx.WriteError(w, r, httpx.ErrInternal)

@@ -74,8 +74,8 @@ func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
 // the exchange as proxied and adds what an upstream may have left out.
 func secureResponse(kind upstreamKind) func(*http.Response) error {
 	return func(resp *http.Response) error {
-		x, ok := resp.Request.Context().Value(infoKey{}).(*exchange)
-		if !ok {
+		x := exchangeFrom(resp.Request.Context())
+		if x == nil {
 			return nil
 		}
 		x.proxied = true

@@ -56,10 +56,22 @@ type infoKey struct{}
 // infoFrom returns the request facts dispatch decided; outside dispatch, the
 // zero facts with scheme "http".
 func infoFrom(ctx context.Context) reqInfo {
-	if x, ok := ctx.Value(infoKey{}).(*exchange); ok {
+	if x := exchangeFrom(ctx); x != nil {
 		return x.info
 	}
 	return reqInfo{scheme: "http"}
+}
+
+// exchangeFrom returns the request's exchange, or nil outside dispatch.
+// Under httpx.Observe it lives in the request's state (no context or
+// request copy of its own); otherwise, as in tests of dispatch alone, in
+// the context under infoKey.
+func exchangeFrom(ctx context.Context) *exchange {
+	if x, ok := httpx.RequestValue(ctx).(*exchange); ok {
+		return x
+	}
+	x, _ := ctx.Value(infoKey{}).(*exchange)
+	return x
 }
 
 // requestInfo works out the client address and the request's own origin.
@@ -110,8 +122,10 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	// The address is passed by pointer into x (already on the heap), so
 	// the field costs no allocation and is formatted only if logged.
 	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", string(class)), zap.Stringer("client_ip", (*addrString)(&x.info.clientIP)))
-	ctx = context.WithValue(ctx, infoKey{}, x)
-	s.routes[class].ServeHTTP(x, r.WithContext(ctx))
+	if !httpx.SetRequestValue(ctx, x) {
+		r = r.WithContext(context.WithValue(ctx, infoKey{}, x))
+	}
+	s.routes[class].ServeHTTP(x, r)
 }
 
 // readyCheck: not ready until a verification key is available; ready only

@@ -82,7 +82,7 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 			pr.SetURL(target) // same path as routed: Check admitted only canonical paths
 			out := pr.Out.Header
 			headers.StripInbound(out)
-			x, _ := pr.In.Context().Value(infoKey{}).(*exchange)
+			x := exchangeFrom(pr.In.Context())
 			info := reqInfo{scheme: "http"}
 			if x != nil {
 				info = x.info

@@ -32,6 +32,7 @@ type reqState struct {
 	mu     sync.Mutex
 	fields []zap.Field
 	child  *zap.Logger // base + request_id + fields; nil until needed
+	value  any         // SetRequestValue's; written before the request is handed on
 
 	// Allocated with the state rather than on their own: the status
 	// writer, and room for the few fields a service adds (route, user).
@@ -72,6 +73,28 @@ func RequestIDFrom(ctx context.Context) string {
 		return st.rid
 	}
 	return ""
+}
+
+// SetRequestValue stores v as the request's one service-defined value, for
+// RequestValue, and reports whether ctx is inside Observe (false: nothing
+// was stored). It saves a service the context.WithValue and Request copy
+// of its own per-request struct. Call it once, before handing the request
+// on (it does not lock, so the value must not change while other goroutines
+// of the request may read it).
+func SetRequestValue(ctx context.Context, v any) bool {
+	st, ok := ctx.Value(stateKey).(*reqState)
+	if ok {
+		st.value = v
+	}
+	return ok
+}
+
+// RequestValue returns the value stored by SetRequestValue, or nil.
+func RequestValue(ctx context.Context) any {
+	if st, ok := ctx.Value(stateKey).(*reqState); ok {
+		return st.value
+	}
+	return nil
 }
 
 // AddLogFields attaches fields (a user ID, a route class) to the request's
