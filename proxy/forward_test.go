@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -256,5 +259,36 @@ func TestAuthsvcKeepsCookiesAndAuthorization(t *testing.T) {
 	}
 	if got.Path != "/api/auth/get-session" {
 		t.Errorf("path %q", got.Path)
+	}
+}
+
+// A client that promises more body than it sends and then half-closes has
+// broken its own request: 400 INVALID_BODY, not a 502 blamed on a healthy
+// upstream (found by e2e TestReliabilityBadInput).
+func TestTruncatedBodyIsTheClientsFault(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	tok := h.token("EdDSA", "u1")
+	for _, target := range []string{"/api/v1/todos", "/api/auth/sign-in/email"} {
+		c, err := net.Dial("tcp", h.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		raw := "POST " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok +
+			"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"title\":\"only part"
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: read response: %v", target, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "INVALID_BODY") {
+			t.Errorf("%s with a truncated body = %d %s, want 400 INVALID_BODY", target, resp.StatusCode, body)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"sync/atomic"
 )
 
 // Response security headers.
@@ -39,6 +40,11 @@ type exchange struct {
 	user     string // the verified subject, set by requireToken; "" before
 	proxied  bool   // ModifyResponse ran: the headers are the upstream's
 	wroteHdr bool
+	// bodyErr is the error reading the client's request body hit while it
+	// was being forwarded (the client sent less than it promised, or broke
+	// its chunking): the request's fault, not the upstream's.
+	// Set from the transport's write goroutine, read by the error handler.
+	bodyErr atomic.Bool
 }
 
 func (x *exchange) https() bool { return x.info.scheme == "https" }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -83,6 +84,9 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 			out := pr.Out.Header
 			headers.StripInbound(out)
 			x := exchangeFrom(pr.In.Context())
+			if x != nil && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+				pr.Out.Body = trackedBody{ReadCloser: pr.Out.Body, x: x}
+			}
 			info := reqInfo{scheme: "http"}
 			if x != nil {
 				info = x.info
@@ -120,6 +124,24 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 	}
 }
 
+// errBadBody answers a request whose body could not be read to its end.
+var errBadBody = httpx.Errorf(http.StatusBadRequest, "INVALID_BODY", "The request body ended before its declared length or is malformed.")
+
+// trackedBody notes an error reading the client's body, so the
+// error handler can tell a broken request from a broken upstream.
+type trackedBody struct {
+	io.ReadCloser
+	x *exchange
+}
+
+func (b trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.x.bodyErr.Store(true)
+	}
+	return n, err
+}
+
 // copyBuffers recycles ReverseProxy's 32 KiB response-copy buffers: without
 // a pool every proxied response allocates one (about 4% of the proxy's CPU
 // under load went to those large allocations and their GC).
@@ -149,6 +171,14 @@ func (b *bufferPool) Put(buf []byte) {
 // 502 when it could not be reached or broke the connection.
 func (s *server) upstreamError(name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
+		// First: the client's own body broke mid-forward (it sent less than
+		// it promised and half-closed, which also cancels its context). A
+		// 400, and nothing counted against the upstream.
+		if x := exchangeFrom(r.Context()); x != nil && x.bodyErr.Load() {
+			httpx.LogFrom(r.Context()).Info("request body ended early", zap.String("upstream", name), zap.Error(err))
+			httpx.WriteError(w, r, errBadBody)
+			return
+		}
 		if r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 			// The client went away; nobody reads this answer.
 			httpx.LogFrom(r.Context()).Debug("client gone before upstream answered", zap.String("upstream", name))
