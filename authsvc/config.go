@@ -38,6 +38,7 @@ type config struct {
 
 	Password        password.Params
 	HashConcurrency int
+	HashQueueWait   time.Duration // PASSWORD_HASH_QUEUE_WAIT: then 503, shedding load
 
 	// RedisURL ("" = off) is where session revocations are published for
 	// the proxies (internal/revoke) and failed sign-ins counted per account
@@ -82,6 +83,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// Each argon2id run holds Memory; more runs than cores only queue on
 		// the CPU while holding memory, so the bound defaults to GOMAXPROCS.
 		HashConcurrency: e.Int("PASSWORD_HASH_CONCURRENCY", min(max(runtime.GOMAXPROCS(0), 1), 8), 1, 256),
+		HashQueueWait:   e.Duration("PASSWORD_HASH_QUEUE_WAIT", 10*time.Second),
 
 		RedisURL:     e.URL("REDIS_URL", "", "redis", "rediss"),
 		RedisPrefix:  e.Str("REDIS_PREFIX", "gatehouse:"),

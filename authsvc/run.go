@@ -282,10 +282,11 @@ func (d *deps) sessions(db bun.IDB) *session.Store {
 	return session.NewStore(db, session.Options{TTL: d.cfg.SessionTTL})
 }
 
-// hashCtx bounds the wait for a password hashing slot: under a flood the
-// queue answers 503 rather than holding requests (and memory) for minutes.
+// hashCtx bounds the wait for a password hashing slot
+// (PASSWORD_HASH_QUEUE_WAIT): under a flood the queue answers 503 rather
+// than holding requests for minutes.
 func (d *deps) hashCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, 10*time.Second)
+	return context.WithTimeout(ctx, d.cfg.HashQueueWait)
 }
 
 // dbCtx bounds one database round trip, so a dead Postgres answers 503
