@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
 	"gatehouse.dev/backend/internal/todo"
@@ -15,7 +16,13 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newStore(t *testing.T) *todo.Store {
+func newStore(t testing.TB) *todo.Store {
+	t.Helper()
+	return todo.NewStore(newDB(t))
+}
+
+// newDB is a migrated, empty database of the test's own.
+func newDB(t testing.TB) *bun.DB {
 	t.Helper()
 	db, err := pgdb.Open(testenv.Database(t), pgdb.Options{MaxOpenConns: 4})
 	if err != nil {
@@ -25,7 +32,7 @@ func newStore(t *testing.T) *todo.Store {
 	if err := pgdb.Migrate(context.Background(), db, migrations.FS, "backend", zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	return todo.NewStore(db)
+	return db
 }
 
 func TestUserStoreIsolation(t *testing.T) {
