@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -103,9 +104,17 @@ func (g *originGuard) validate(r *http.Request) error {
 
 // trustedRedirect reports whether a callbackURL may be echoed back as a
 // redirect: a same-site path, or a URL on a trusted origin.
+//
+// Browsers drop tabs and newlines from URLs and read a backslash as '/', so
+// "/\t/evil.example" would become "//evil.example", another site: any
+// control character or backslash is refused before the path test.
 func (g *originGuard) trustedRedirect(u string) bool {
-	if strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") && !strings.HasPrefix(u, "/\\") {
-		return true
+	if strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return false
+	}
+	if strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") {
+		p, err := url.Parse(u)
+		return err == nil && p.Scheme == "" && p.Host == "" && p.User == nil
 	}
 	o, ok := parseOrigin(u)
 	return ok && slices.Contains(g.trusted, o)

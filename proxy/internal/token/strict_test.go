@@ -26,3 +26,22 @@ func FuzzStrictClaimsFast(f *testing.F) {
 		}
 	})
 }
+
+// encoding/json folds keys with full Unicode case folding, so "ſub" (long s)
+// and "K"-with-Kelvin-sign spellings are read as registered claims: they must
+// be refused like any other non-exact spelling (found in review).
+func TestStrictClaimsUnicodeFolding(t *testing.T) {
+	for _, p := range []string{
+		`{"sub":"alice","ſub":"admin","exp":1}`,
+		`{"sub":"alice","exp":1,"iſs":"x"}`,
+		`{"sub":"alice","exp":1,"ſid":"s"}`,
+		`{"sub":"alice","exp":1,"SUB":"admin"}`,
+	} {
+		if err := strictClaimsJSON([]byte(p)); err == nil {
+			t.Errorf("strictClaimsJSON(%s) accepted a case-folded registered claim", p)
+		}
+	}
+	if err := strictClaimsJSON([]byte(`{"sub":"alice","exp":1,"ſomething":"else"}`)); err != nil {
+		t.Errorf("an unregistered non-ASCII claim was refused: %v", err)
+	}
+}

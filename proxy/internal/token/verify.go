@@ -399,6 +399,17 @@ func Status(err error) int {
 // numbers: anything else is refused rather than interpreted.
 var registered = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true, "sid": true}
 
+// registeredFold returns the registered claim name key folds to under
+// Unicode case folding, as encoding/json matches it, or "".
+func registeredFold(key string) string {
+	for name := range registered {
+		if strings.EqualFold(key, name) {
+			return name
+		}
+	}
+	return ""
+}
+
 // strictClaims checks the raw payload of a token whose signature verified:
 // registered claim names in their exact case and at most once, and
 // exp/nbf/iat as JSON numbers. It runs once per token (cache misses only).
@@ -434,8 +445,10 @@ func strictClaimsJSON(payload []byte) error {
 		if err := dec.Decode(&val); err != nil {
 			return errors.New("payload is not a JSON object")
 		}
-		lower := strings.ToLower(key)
-		if !registered[lower] {
+		// encoding/json matches keys with Unicode case folding (ſ is s, K
+		// is k), so compare the same way: strings.ToLower would miss "ſub".
+		lower := registeredFold(key)
+		if lower == "" {
 			continue
 		}
 		if key != lower {
