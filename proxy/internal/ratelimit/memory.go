@@ -47,10 +47,22 @@ func (m *Memory) Allow(key string, l Limit) Result {
 	}
 	if !ok && len(m.tat) >= m.maxKeys {
 		m.sweepLocked(now)
+		if len(m.tat) >= m.maxKeys {
+			// Still full of live buckets (a flood of distinct clients):
+			// forget an arbitrary hundredth of them rather than stop
+			// limiting new keys, and so that the next new key does not pay
+			// for another full sweep. A forgotten client starts a fresh
+			// bucket; limiting goes on for everyone.
+			n := max(1, m.maxKeys/100)
+			for k := range m.tat {
+				delete(m.tat, k)
+				if n--; n == 0 {
+					break
+				}
+			}
+		}
 	}
-	if ok || len(m.tat) < m.maxKeys {
-		m.tat[key] = newTAT
-	}
+	m.tat[key] = newTAT
 	return Result{
 		Allowed: true, Limit: l, Remaining: int(diff / emission),
 		RetryAfter: -1, ResetAfter: newTAT.Sub(now), Backend: BackendMemory,

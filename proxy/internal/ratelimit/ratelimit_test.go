@@ -83,6 +83,14 @@ func TestMemoryBounded(t *testing.T) {
 	if n := m.Len(); n > 10 {
 		t.Fatalf("Len = %d, want <= 10", n)
 	}
+	// A full table still limits a new key: it is stored (an old bucket is
+	// forgotten instead), so its second request within the hour is refused.
+	if !m.Allow("newcomer", lim).Allowed {
+		t.Fatal("newcomer's first request refused")
+	}
+	if m.Allow("newcomer", lim).Allowed {
+		t.Error("newcomer's second request allowed: a full table stopped limiting new keys")
+	}
 }
 
 // The same Lua script answers for every caller, atomically: of 100
