@@ -36,6 +36,11 @@ func main() {
 func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Background work (revocation follower, JWKS refresh, limiter health)
+	// outlives the signal: requests served during DRAIN_DELAY and shutdown
+	// still need current revocations and keys. It stops when run returns.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
 	tuneGC(lookup)
 	cfg, err := loadConfig(lookup)
 	if err != nil {
@@ -56,7 +61,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 		return err
 	}
 	if revoked != nil {
-		go revoked.Run(ctx)
+		go revoked.Run(bg)
 		// Give the first read a moment so a restarted proxy does not serve
 		// tokens signed out minutes ago; never wait long on a dead Redis.
 		select {
@@ -66,7 +71,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 		case <-ctx.Done():
 		}
 	}
-	verifier, err := token.NewVerifier(ctx, token.Config{
+	verifier, err := token.NewVerifier(bg, token.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
 		Revoked: revoked.Revoked, CacheSize: cfg.tokenCacheSize(), OnCacheLookup: m.sigCacheLookup,
@@ -97,7 +102,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	limiter := ratelimit.New(rdb)
 	limiter.Log = log
 	limiter.OnBackend = m.setBackend
-	go limiter.Run(ctx)
+	go limiter.Run(bg)
 
 	lc := &httpx.Lifecycle{}
 	srv := httpx.NewServer(cfg.Addr, newServer(cfg, log, m, verifier, limiter, lc))
