@@ -35,6 +35,6 @@ func addRoutes(mux *http.ServeMux, d *deps, lc *httpx.Lifecycle) {
 		"/api/auth/token": "GET, HEAD", "/api/auth/jwks": "GET, HEAD", "/api/auth/ok": "GET, HEAD",
 		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD",
 	} {
-		mux.Handle(path, methodNotAllowed(allow))
+		mux.Handle(path, httpx.MethodNotAllowed(allow))
 	}
 }

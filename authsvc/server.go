@@ -38,12 +38,3 @@ func securityHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// methodNotAllowed answers a known path with the wrong method, in JSON
-// (ServeMux's own 405 is plain text).
-func methodNotAllowed(allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpx.WriteError(w, r, httpx.ErrMethodNotAllowed)
-	})
-}

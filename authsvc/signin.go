@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"go.uber.org/zap"
 
 	"gatehouse.dev/authsvc/internal/session"
@@ -43,9 +45,16 @@ func (q signInRequest) valid() error {
 // hash for the former) and produce byte-identical 401s; both count towards
 // the per-account slow-down (slowDown), which runs before either.
 func handleSignInEmail(d *deps, guard *originGuard) http.Handler {
+	return counted(d.metrics.signIns, func(w http.ResponseWriter, r *http.Request) (string, error) {
+		return signIn(w, r, d, guard)
+	})
+}
+
+// counted serves f, counts its outcome on c, and answers its error.
+func counted(c *prometheus.CounterVec, f func(http.ResponseWriter, *http.Request) (string, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		outcome, err := signIn(w, r, d, guard)
-		d.metrics.signIns.WithLabelValues(outcome).Inc()
+		outcome, err := f(w, r)
+		c.WithLabelValues(outcome).Inc()
 		if err != nil {
 			fail(w, r, err)
 		}

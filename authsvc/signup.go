@@ -98,12 +98,8 @@ type authResponse struct {
 // autoSignIn). The password is hashed before the email is checked, so a
 // taken email costs the same time as a new one; only the 422 differs.
 func handleSignUpEmail(d *deps, guard *originGuard) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		outcome, err := signUp(w, r, d, guard)
-		d.metrics.signUps.WithLabelValues(outcome).Inc()
-		if err != nil {
-			fail(w, r, err)
-		}
+	return counted(d.metrics.signUps, func(w http.ResponseWriter, r *http.Request) (string, error) {
+		return signUp(w, r, d, guard)
 	})
 }
 

@@ -19,23 +19,16 @@ func addRoutes(mux *http.ServeMux, todos *todo.Store, lc *httpx.Lifecycle, ping 
 	for _, p := range []string{"/api/v1/todos", "/api/v1/todos/{$}"} {
 		mux.Handle("GET "+p, list)
 		mux.Handle("POST "+p, create)
-		mux.Handle(p, user(methodNotAllowed("GET, HEAD, POST")))
+		mux.Handle(p, user(httpx.MethodNotAllowed("GET, HEAD, POST")))
 	}
 	for _, p := range []string{"/api/v1/todos/{id}", "/api/v1/todos/{id}/{$}"} {
 		mux.Handle("GET "+p, get)
 		mux.Handle("PATCH "+p, patch)
 		mux.Handle("DELETE "+p, del)
-		mux.Handle(p, user(methodNotAllowed("GET, HEAD, PATCH, DELETE")))
+		mux.Handle(p, user(httpx.MethodNotAllowed("GET, HEAD, PATCH, DELETE")))
 	}
 	mux.Handle("/api/v1/", user(httpx.NotFoundHandler()))
 	mux.Handle("GET /healthz", httpx.Healthz())
 	mux.Handle("GET /readyz", httpx.Readyz(lc, ping))
 	mux.Handle("/", httpx.NotFoundHandler())
-}
-
-func methodNotAllowed(allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpx.WriteError(w, r, httpx.ErrMethodNotAllowed)
-	})
 }

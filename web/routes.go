@@ -11,18 +11,9 @@ import (
 func addRoutes(mux *http.ServeMux, site *site, lc *httpx.Lifecycle) {
 	for path, a := range site.routes() {
 		mux.Handle("GET "+path, handleAsset(a)) // GET patterns also match HEAD
-		mux.Handle(path, methodNotAllowed("GET, HEAD"))
+		mux.Handle(path, httpx.MethodNotAllowed("GET, HEAD"))
 	}
 	mux.Handle("GET /healthz", httpx.Healthz())
 	mux.Handle("GET /readyz", httpx.Readyz(lc, nil)) // no dependencies: ready until draining
 	mux.Handle("/", httpx.NotFoundHandler())
-}
-
-// methodNotAllowed answers a known path with the wrong method, in JSON
-// (ServeMux's own 405 is plain text).
-func methodNotAllowed(allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpx.WriteError(w, r, httpx.ErrMethodNotAllowed)
-	})
 }

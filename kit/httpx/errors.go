@@ -66,6 +66,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// MethodNotAllowed answers a known path reached with the wrong method: a JSON
+// 405 with Allow (ServeMux's own 405 is plain text). Register it on the
+// method-less pattern beside the method-specific ones.
+func MethodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		WriteError(w, r, ErrMethodNotAllowed)
+	})
+}
+
 // NotFoundHandler answers every request with a JSON 404.
 func NotFoundHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { WriteError(w, r, ErrNotFound) })

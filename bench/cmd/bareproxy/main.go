@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/httpx"
 )
 
 func main() {
@@ -59,17 +62,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Transport: transport,
 	}
 	srv := &http.Server{Addr: *addr, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// The same lifecycle as the services (bind or fail at once, graceful
+	// stop on SIGTERM); nothing is logged per request.
+	return httpx.Serve(ctx, httpx.ServeConfig{Log: zap.NewNop(), Main: srv, ShutdownTimeout: 5 * time.Second})
 }

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,10 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/httpx"
 )
 
 // body is 100 bytes of JSON, about the size of one small API object.
@@ -53,19 +56,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Handler:           handler(jwks),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// The same lifecycle as the services (bind or fail at once, graceful
+	// stop on SIGTERM); nothing is logged per request.
+	return httpx.Serve(ctx, httpx.ServeConfig{Log: zap.NewNop(), Main: srv, ShutdownTimeout: 5 * time.Second})
 }
 
 func handler(jwks []byte) http.Handler {
