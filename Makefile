@@ -31,8 +31,10 @@ run: build
 	bin/devenv run -state .run -bin bin
 
 # Every test, with the race detector, against one private Postgres and Redis
-# (started and removed by devenv, on free loopback ports).
+# (started and removed by devenv, on free loopback ports). `devenv install`
+# first installs every Debian package the tests need, in one apt-get run.
 test: lint build
+	bin/devenv install
 	bin/devenv test -- go test $(GO_TEST_FLAGS) $(PKGS)
 
 lint:

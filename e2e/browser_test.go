@@ -14,30 +14,16 @@ import (
 	"gatehouse.dev/kit/testenv"
 )
 
-// ensureChromium installs Debian's chromium when it is missing (as root,
-// serialised with other installers). A browser is never downloaded.
+// ensureChromium installs Debian's chromium when it is missing, through the
+// project's one serialised install path. A browser is never downloaded.
 func ensureChromium(t *testing.T) string {
 	t.Helper()
 	const bin = "/usr/bin/chromium"
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("%s is missing: apt-get install chromium (needs root)", bin)
-	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "gatehouse-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := devenv.AptInstall("chromium"); err != nil {
+	if err := devenv.Install(devenv.TestPackages["browser"]...); err != nil {
 		t.Fatalf("install chromium: %v", err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing after installing chromium: %v", bin, err)
 	}
 	return bin
 }

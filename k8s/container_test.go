@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/kit/devenv"
 	"gatehouse.dev/kit/testenv"
 )
 
@@ -201,14 +202,12 @@ type podman struct {
 
 func ensurePodman(t *testing.T) *podman {
 	t.Helper()
-	if _, err := exec.LookPath("podman"); err != nil {
-		if out, err := installPodman(); err != nil {
-			t.Skipf("podman is not installed and cannot be installed here (apt-get install podman runc busybox-static): %v\n%s", err, out)
-		}
+	if err := devenv.Install(devenv.TestPackages["podman"]...); err != nil {
+		t.Fatalf("install podman: %v", err)
 	}
 	bin, err := exec.LookPath("podman")
 	if err != nil {
-		t.Skipf("podman still missing after installation: %v", err)
+		t.Fatalf("podman still missing after installation: %v", err)
 	}
 	pm := &podman{bin: bin}
 	if _, err := exec.LookPath("runc"); err == nil {
@@ -233,17 +232,6 @@ func ensurePodman(t *testing.T) *podman {
 }
 
 const rlimitNPROC = 6 // syscall has no name for it on linux/amd64
-
-// installPodman installs podman, runc and a static busybox with apt-get,
-// serialised with a lock so parallel test binaries do not race dpkg.
-func installPodman() ([]byte, error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("not root")
-	}
-	script := `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static`
-	cmd := exec.Command("flock", "/tmp/gatehouse-podman-install.lock", "sh", "-c", script)
-	return cmd.CombinedOutput()
-}
 
 func (p *podman) args(a []string) []string {
 	out := append([]string{}, p.flags...)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -36,38 +37,67 @@ func versionOf(dir string) int {
 	return v
 }
 
-// EnsureInstalled installs redis-server and PostgreSQL with apt-get when they
-// are missing and we are root; otherwise it reports what is missing. A file
-// lock serialises concurrent callers (test binaries run in parallel).
+// EnsureInstalled installs what the private Postgres and Redis servers need
+// (the "servers" set of TestPackages).
 func EnsureInstalled() error {
-	var pkgs []string
-	if _, err := PostgresBinDir(); err != nil {
-		pkgs = append(pkgs, "postgresql")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		pkgs = append(pkgs, "redis-server")
-	}
-	if len(pkgs) == 0 {
+	return Install(TestPackages["servers"]...)
+}
+
+// InstallLock is the one lock every installer in the project takes, across
+// processes: parallel test binaries, devenv, the bench harness. Two apt-get
+// runs at once fail on dpkg's own lock (issue 12), so nobody calls apt-get
+// but Install.
+const InstallLock = "/var/lock/gatehouse-install.lock"
+
+// Install makes sure every named Debian package is installed. Packages that
+// dpkg already reports installed cost nothing; the rest are installed with
+// one apt-get run under InstallLock (and apt's own lock timeout, for an
+// apt-get started by something else), without starting their services.
+// Without root it names what to install and fails.
+func Install(pkgs ...string) error {
+	missing := missingPackages(pkgs)
+	if len(missing) == 0 {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("missing packages %v: install them (apt-get install %v) or run as root", pkgs, pkgs)
+		return fmt.Errorf("missing Debian packages: install them with `apt-get install %s`, or run as root", strings.Join(missing, " "))
 	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "gatehouse-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lockPath := InstallLock
+	if _, err := os.Stat(filepath.Dir(lockPath)); err != nil {
+		lockPath = filepath.Join(os.TempDir(), filepath.Base(InstallLock))
+	}
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("install lock: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return err
+		return fmt.Errorf("install lock: %w", err)
 	}
-	return AptInstall(pkgs...)
+	// Whoever held the lock before us may have installed them.
+	if missing = missingPackages(pkgs); len(missing) == 0 {
+		return nil
+	}
+	return aptInstall(missing)
 }
 
-// AptInstall runs apt-get update once and installs pkgs without starting
-// their services (a policy-rc.d that denies service starts is in place for
-// the duration), so nothing ends up listening on a default port.
-func AptInstall(pkgs ...string) error {
+// missingPackages returns the packages dpkg does not report as installed.
+func missingPackages(pkgs []string) []string {
+	var missing []string
+	for _, p := range pkgs {
+		out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", p).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "installed" {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// aptInstall runs apt-get update and installs pkgs without starting their
+// services (a policy-rc.d that denies service starts is in place for the
+// duration), so nothing ends up listening on a default port. Callers hold
+// InstallLock.
+func aptInstall(pkgs []string) error {
 	const policy = "/usr/sbin/policy-rc.d"
 	if _, err := os.Stat(policy); errors.Is(err, os.ErrNotExist) {
 		if err := os.WriteFile(policy, []byte("#!/bin/sh\nexit 101\n"), 0o755); err == nil {
@@ -75,13 +105,16 @@ func AptInstall(pkgs ...string) error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "devenv: installing %v with apt-get\n", pkgs)
-	update := exec.Command("apt-get", "update", "-qq")
+	// Another apt-get (not ours: unattended-upgrades, a person) may hold
+	// dpkg's lock; wait for it rather than fail.
+	lockWait := []string{"-o", "DPkg::Lock::Timeout=600"}
+	update := exec.Command("apt-get", append(lockWait, "update", "-qq")...)
 	update.Stdout, update.Stderr = os.Stderr, os.Stderr
 	if err := update.Run(); err != nil {
 		return fmt.Errorf("apt-get update: %w", err)
 	}
-	args := append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)
-	install := exec.Command("apt-get", args...)
+	args := append(lockWait, "install", "-y", "-qq", "--no-install-recommends")
+	install := exec.Command("apt-get", append(args, pkgs...)...)
 	install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	install.Stdout, install.Stderr = os.Stderr, os.Stderr
 	if err := install.Run(); err != nil {

@@ -11,10 +11,10 @@ import (
 	"gatehouse.dev/kit/devenv"
 )
 
-// ensureTools installs wrk and nginx from Debian when missing and we are
-// root, under the same lock and with the same no-service-start policy as
-// kit/devenv, so nginx never starts on port 80. Without root it names what
-// to install; it never skips a row.
+// ensureTools installs wrk and nginx (and perf) from Debian when missing,
+// through kit/devenv's one serialised install path, which never lets nginx
+// start on port 80. Without root it names what to install; it never skips a
+// row.
 func ensureTools(needNginx, needPerf bool) error {
 	want := map[string]string{"wrk": "wrk"}
 	if needNginx {
@@ -23,37 +23,11 @@ func ensureTools(needNginx, needPerf bool) error {
 	if needPerf {
 		want["perf"] = "linux-perf"
 	}
-	var missing []string
-	for bin, pkg := range want {
-		if _, err := lookTool(bin); err != nil {
-			missing = append(missing, pkg)
-		}
+	var pkgs []string
+	for _, pkg := range want {
+		pkgs = append(pkgs, pkg)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("missing %v: install them (apt-get install %s) or run as root", missing, strings.Join(missing, " "))
-	}
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "gatehouse-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return err
-	}
-	// Someone else may have installed them while we waited for the lock.
-	missing = missing[:0]
-	for bin, pkg := range want {
-		if _, err := lookTool(bin); err != nil {
-			missing = append(missing, pkg)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := devenv.AptInstall(missing...); err != nil {
+	if err := devenv.Install(pkgs...); err != nil {
 		return err
 	}
 	for bin := range want {

@@ -3,6 +3,7 @@
 //
 //	devenv test -- go test ./...   private Postgres and Redis for one command
 //	devenv run [-state .run]      the whole stack on http://localhost:8080
+//	devenv install [SET...]       the Debian packages the tests need (all sets by default)
 //
 // Servers listen on free loopback ports only and are stopped (and, for test,
 // removed) when the command ends, also on Ctrl-C or SIGTERM.
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"gatehouse.dev/kit/devenv"
 	"gatehouse.dev/kit/testenv"
 )
 
@@ -36,6 +38,8 @@ func main() {
 		}
 	case "run":
 		err = runStack(os.Args[2:])
+	case "install":
+		err = install(os.Args[2:])
 	default:
 		usage()
 	}
@@ -47,8 +51,26 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: devenv test -- CMD [ARGS...] | devenv run [-state DIR] [-bin DIR]")
+	fmt.Fprintln(os.Stderr, "usage: devenv test -- CMD [ARGS...] | devenv run [-state DIR] [-bin DIR] | devenv install [SET...]")
 	os.Exit(2)
+}
+
+// install installs the named sets of devenv.TestPackages (every set when
+// none is named) in one apt-get run: make test calls it before go test, so
+// parallel test binaries never race for dpkg's lock.
+func install(sets []string) error {
+	if len(sets) == 0 {
+		return devenv.Install(devenv.AllTestPackages()...)
+	}
+	var pkgs []string
+	for _, s := range sets {
+		p, ok := devenv.TestPackages[s]
+		if !ok {
+			return fmt.Errorf("install: unknown set %q (known: %v)", s, devenv.TestPackageSets())
+		}
+		pkgs = append(pkgs, p...)
+	}
+	return devenv.Install(pkgs...)
 }
 
 // runTest starts one Postgres and one Redis, runs the command with their

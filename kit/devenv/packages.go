@@ -1,0 +1,41 @@
+package devenv
+
+import "sort"
+
+// TestPackages names, by purpose, every Debian package the project's tests,
+// `make run` and `make bench` install. `devenv install` installs the union
+// once before `go test` starts (make test), so parallel test binaries find
+// everything in place; a test run on its own still calls Install for its set,
+// through the same lock.
+var TestPackages = map[string][]string{
+	"servers": {"postgresql", "redis-server"},       // kit/testenv, devenv run
+	"browser": {"chromium"},                         // e2e browser tests
+	"podman":  {"podman", "runc", "busybox-static"}, // k8s container test
+	"bench":   {"wrk", "nginx"},                     // make bench
+}
+
+// AllTestPackages returns the union of TestPackages, sorted.
+func AllTestPackages() []string {
+	seen := map[string]bool{}
+	var all []string
+	for _, pkgs := range TestPackages {
+		for _, p := range pkgs {
+			if !seen[p] {
+				seen[p] = true
+				all = append(all, p)
+			}
+		}
+	}
+	sort.Strings(all)
+	return all
+}
+
+// TestPackageSets returns the names of TestPackages, sorted.
+func TestPackageSets() []string {
+	var names []string
+	for n := range TestPackages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
