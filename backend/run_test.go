@@ -32,7 +32,7 @@ var (
 func backendBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "backend-bin-")
+		dir, err := testenv.BuildDir("backend")
 		if err != nil {
 			buildErr = err
 			return

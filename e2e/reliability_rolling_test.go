@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -94,6 +95,14 @@ func TestReliabilityGracefulShutdown(t *testing.T) {
 				}()
 				time.Sleep(300 * time.Millisecond) // let it reach the database
 			}
+			// A client pool's spare connection that never sends a request
+			// must not hold the exit (net/http alone waits 5 s for it).
+			silent, err := net.Dial("tcp", p.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer silent.Close()
+			time.Sleep(50 * time.Millisecond)
 			p.Terminate()
 			sigAt := time.Now()
 			notReady, ok := pollUntil(drainDelay, 10*time.Millisecond, func() bool {
@@ -123,6 +132,15 @@ func TestReliabilityGracefulShutdown(t *testing.T) {
 			exitAfter := time.Since(sigAt)
 			if !exited {
 				t.Fatalf("still running %v after SIGTERM", exitAfter)
+			}
+			// Nothing but the drain delay and the in-flight request (released
+			// half a second after it) should stand between SIGTERM and exit.
+			bound := drainDelay + time.Second
+			if release != nil {
+				bound += 500 * time.Millisecond
+			}
+			if exitAfter > bound {
+				t.Errorf("exited %v after SIGTERM with a silent connection open, want within %v", exitAfter.Round(time.Millisecond), bound)
 			}
 			if err != nil {
 				t.Errorf("exit after SIGTERM: %v, want status 0", err)

@@ -31,11 +31,12 @@ var (
 )
 
 // binaries builds every service once per test binary into a temporary
-// directory (go's build cache makes this cheap after the first time).
+// directory (go's build cache makes this cheap after the first time),
+// removed when the test binary exits.
 func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gatehouse-e2e-bin-")
+		binDir, buildErr = testenv.BuildDir("e2e")
 		if buildErr != nil {
 			return
 		}

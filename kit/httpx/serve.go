@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,8 @@ func Serve(ctx context.Context, c ServeConfig) error {
 		servers = append(servers, c.Metrics)
 	}
 	errc := make(chan error, len(servers))
-	for _, s := range servers {
+	quiet := make([]*quietConns, len(servers))
+	for i, s := range servers {
 		ln, err := net.Listen("tcp", s.Addr)
 		if err != nil {
 			for _, o := range servers {
@@ -97,6 +99,8 @@ func Serve(ctx context.Context, c ServeConfig) error {
 			return fmt.Errorf("listen %s: %w", s.Addr, err)
 		}
 		c.Log.Info("listening", zap.String("addr", ln.Addr().String()))
+		quiet[i] = trackQuiet(s)
+		ln = quiet[i].listener(ln)
 		go func(s *http.Server, ln net.Listener) {
 			if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -121,8 +125,16 @@ func Serve(ctx context.Context, c ServeConfig) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil {
+	for i, s := range servers {
+		// Shutdown waits up to 5 s for a connection that was accepted but
+		// never sent a request (net/http treats StateNew as busy until then):
+		// a client pool's spare connection held a rolling update for
+		// DRAIN_DELAY + SHUTDOWN_TIMEOUT and made it fail (issue 12).
+		// Close those while Shutdown waits for the rest.
+		stop := quiet[i].closeWhileShuttingDown()
+		err := s.Shutdown(sctx)
+		stop()
+		if err != nil {
 			errs = append(errs, err)
 			_ = s.Close()
 		}
@@ -132,4 +144,89 @@ func Serve(ctx context.Context, c ServeConfig) error {
 	}
 	c.Log.Info("stopped")
 	return nil
+}
+
+// quietConns tracks a server's connections so that shutdown can close the
+// ones that have not yet sent a whole request (StateNew). Closing them loses
+// nothing: once Shutdown has begun, net/http drops any request whose header
+// it finishes reading instead of serving it. The set changes under the
+// mutex only when a connection opens or closes, never per request.
+type quietConns struct {
+	mu    sync.Mutex
+	conns map[*stateConn]struct{}
+}
+
+// trackQuiet chains a ConnState hook onto s that records each connection's
+// state.
+func trackQuiet(s *http.Server) *quietConns {
+	q := &quietConns{conns: map[*stateConn]struct{}{}}
+	prev := s.ConnState
+	s.ConnState = func(c net.Conn, st http.ConnState) {
+		if rc, ok := c.(*stateConn); ok {
+			rc.state.Store(int32(st))
+			switch st {
+			case http.StateNew:
+				q.mu.Lock()
+				q.conns[rc] = struct{}{}
+				q.mu.Unlock()
+			case http.StateClosed, http.StateHijacked:
+				q.mu.Lock()
+				delete(q.conns, rc)
+				q.mu.Unlock()
+			}
+		}
+		if prev != nil {
+			prev(c, st)
+		}
+	}
+	return q
+}
+
+func (q *quietConns) listener(ln net.Listener) net.Listener { return quietListener{ln} }
+
+// closeQuiet closes every connection still in StateNew.
+func (q *quietConns) closeQuiet() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for c := range q.conns {
+		if http.ConnState(c.state.Load()) == http.StateNew {
+			_ = c.Close()
+		}
+	}
+}
+
+// closeWhileShuttingDown closes quiet connections now and every 50 ms (one
+// accepted just before the listener closed) until the returned stop is
+// called.
+func (q *quietConns) closeWhileShuttingDown() (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			q.closeQuiet()
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+type quietListener struct{ net.Listener }
+
+func (l quietListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &stateConn{Conn: c}, nil
+}
+
+// stateConn remembers its last ConnState, so reading it needs no lock.
+type stateConn struct {
+	net.Conn
+	state atomic.Int32
 }

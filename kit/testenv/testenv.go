@@ -78,6 +78,20 @@ func TempDir(kind string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(fmt.Sprint(os.Getpid())), 0o644)
 }
 
+// BuildDir makes a throwaway directory for binaries a test package builds
+// once and shares between its tests. It is removed when the test binary
+// exits through Main (pass or fail), and by the next run's sweep when the
+// binary was killed (issue 12: every make test left ~120 MB of builds in
+// the system temp folder).
+func BuildDir(kind string) (string, error) {
+	dir, err := TempDir("bin-" + kind)
+	if err != nil {
+		return "", err
+	}
+	onStop(func() { _ = os.RemoveAll(dir) })
+	return dir, nil
+}
+
 // StartPostgres starts a private server in a throwaway directory; the
 // returned stop function stops it and removes the directory.
 func StartPostgres() (*devenv.Postgres, func(), error) {

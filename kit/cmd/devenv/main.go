@@ -73,6 +73,25 @@ func install(sets []string) error {
 	return devenv.Install(pkgs...)
 }
 
+// removeTemp removes the command's temp folder, naming what the tests left
+// behind in it so the leak can be found.
+func removeTemp(dir string) {
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		if e.Name() != "owner.pid" {
+			left = append(left, e.Name())
+		}
+	}
+	if len(left) > 0 {
+		if len(left) > 5 {
+			left = append(left[:5], fmt.Sprintf("and %d more", len(left)-5))
+		}
+		fmt.Fprintf(os.Stderr, "devenv: removing what the tests left in their temp folder: %v\n", left)
+	}
+	_ = os.RemoveAll(dir)
+}
+
 // runTest starts one Postgres and one Redis, runs the command with their
 // addresses in the environment and returns its exit code.
 func runTest(args []string) (int, error) {
@@ -96,9 +115,24 @@ func runTest(args []string) (int, error) {
 	defer stopRedis()
 	fmt.Fprintf(os.Stderr, "devenv: postgres on 127.0.0.1:%d, redis on %s\n", pg.Port(), rd.Addr())
 
+	// The command gets a private temp folder, removed afterwards whatever
+	// the tests left in it (go test's builds, browsers' profiles), and swept
+	// by the next run if this process is killed: a CI machine must not fill
+	// up run after run (issue 12).
+	tmp, err := testenv.TempDir("run")
+	if err != nil {
+		return 0, err
+	}
+	defer removeTemp(tmp)
+	// Tests start servers as unprivileged users under it: they must be
+	// able to reach their own folders.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return 0, err
+	}
+
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp,
 		testenv.EnvPostgresURL+"="+pg.URL("postgres"),
 		testenv.EnvRedisAddr+"="+rd.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
