@@ -36,10 +36,23 @@ type seriesPair struct {
 	latency prometheus.Observer
 }
 
-// maxCachedSeries bounds the cache: the method label comes from clients, so
-// past this many combinations a request takes the uncached path rather than
-// grow (and copy) the cache without limit.
+// maxCachedSeries bounds the cache. Every label is from a closed set (route
+// patterns, MethodLabel, the statuses the service writes), so this is a
+// second line of defence, not the bound itself.
 const maxCachedSeries = 256
+
+// MethodLabel returns method when it is one of the methods of RFC 9110
+// (plus PATCH), else "OTHER". Metric labels and log fields take it, never
+// r.Method itself: a client must not be able to create a series per invented
+// method (issue 12: 300 random methods made 300 series).
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
+}
 
 // NewMetrics returns a registry with Go runtime and process collectors and
 // request count and latency by route, method and status.
@@ -63,7 +76,7 @@ func NewMetrics(namespace string) *Metrics {
 }
 
 func (m *Metrics) observe(route, method string, status int, d time.Duration) {
-	p := m.seriesFor(seriesKey{route, method, status})
+	p := m.seriesFor(seriesKey{route, MethodLabel(method), status})
 	p.count.Inc()
 	p.latency.Observe(d.Seconds())
 }

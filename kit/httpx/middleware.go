@@ -212,8 +212,8 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 				fs := make([]zap.Field, 0, 7+len(st.fields)) // one allocation
 				fs = append(fs,
 					zap.String("request_id", rid),
-					zap.String("method", r.Method),
-					zap.String("path", r.URL.Path),
+					zap.String("method", MethodLabel(r.Method)),
+					zap.String("path", boundedPath(r.URL.Path)),
 					zap.String("route", route),
 					zap.Int("status", sw.status),
 					zap.Int64("bytes", sw.bytes),
@@ -225,4 +225,14 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// maxLoggedPath bounds the path in access logs: it comes from the client.
+const maxLoggedPath = 512
+
+func boundedPath(p string) string {
+	if len(p) <= maxLoggedPath {
+		return p
+	}
+	return p[:maxLoggedPath] + "…"
 }
