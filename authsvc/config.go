@@ -11,6 +11,7 @@ import (
 
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/kit/wire"
 )
 
 // config is everything authsvc reads from its environment (SPEC.md,
@@ -132,7 +133,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			if o == "" {
 				continue
 			}
-			origin, ok := parseOrigin(o)
+			origin, ok := wire.ParseOrigin(o)
 			if !ok {
 				e.Fail("TRUSTED_ORIGINS", fmt.Sprintf("%q: want comma-separated origins like https://app.example.com", o))
 				continue
@@ -140,20 +141,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			c.TrustedOrigins = append(c.TrustedOrigins, origin)
 		}
 	} else if c.BaseURL != "" {
-		origin, _ := parseOrigin(c.BaseURL)
+		origin, _ := wire.OriginOf(c.BaseURL)
 		c.TrustedOrigins = []string{origin}
 	}
 	return c, e.Err()
-}
-
-// parseOrigin returns scheme://host[:port] of s, lower-cased, when s is an
-// absolute http(s) URL.
-func parseOrigin(s string) (string, bool) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", false
-	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), true
 }
 
 func validCookieName(s string) bool {

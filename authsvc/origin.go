@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/wire"
 )
 
 var (
@@ -32,7 +33,7 @@ type originGuard struct {
 }
 
 func newOriginGuard(cfg config) *originGuard {
-	base, _ := parseOrigin(cfg.BaseURL)
+	base, _ := wire.OriginOf(cfg.BaseURL)
 	return &originGuard{trusted: cfg.TrustedOrigins, baseOrigin: base}
 }
 
@@ -95,7 +96,12 @@ func (g *originGuard) validate(r *http.Request) error {
 	if claimed == "" || claimed == "null" {
 		return errMissingOrigin
 	}
-	o, ok := parseOrigin(claimed)
+	// The Origin header is an origin; a Referer is a URL with a path.
+	parse := wire.ParseOrigin
+	if origin == "" {
+		parse = wire.OriginOf
+	}
+	o, ok := parse(claimed)
 	if !ok || !slices.Contains(g.trusted, o) {
 		return errInvalidOrigin
 	}
@@ -116,6 +122,6 @@ func (g *originGuard) trustedRedirect(u string) bool {
 		p, err := url.Parse(u)
 		return err == nil && p.Scheme == "" && p.Host == "" && p.User == nil
 	}
-	o, ok := parseOrigin(u)
+	o, ok := wire.OriginOf(u)
 	return ok && slices.Contains(g.trusted, o)
 }

@@ -166,6 +166,16 @@ func testPathConfusion(t *testing.T, s *Stack, addr string) {
 			s.Seen.AssertUnseen(t, method+" "+target, r, m)
 		}
 	}
+	// Servlet path parameters: a sidecar in front of Tomcat, Jetty or Spring
+	// must not forward "..;" (read there as "..") to any upstream, authsvc
+	// included (issue 12): refused as a bad path, whatever the route.
+	for _, target := range []string{"/api/auth/..;/v1/todos", "/api/auth/..;x=1/v1/todos", "/api/auth;/sign-in/email",
+		"/api/auth/%3b/v1/todos", "/api/auth/..%3B/v1/todos", "/api/v1/todos;jsessionid=1", "/index.html;.js"} {
+		r := rawGet(t, addr, "GET", target)
+		if r.Status != http.StatusBadRequest || r.Code() != "BAD_PATH" {
+			t.Errorf("GET %q: %s, want 400 BAD_PATH", target, r)
+		}
+	}
 	// NUL and other raw control bytes in the request line.
 	for _, target := range []string{"/api/auth/\x00/../v1/todos", "/api/auth/..\x00/v1/todos", "/api/auth/\t../v1/todos", "/api/auth/..\r/v1/todos"} {
 		m := marker("raw control")

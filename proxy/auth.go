@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/token"
 )
 
@@ -95,12 +96,12 @@ func (s *server) originAllowed(r *http.Request) bool {
 	if len(vals) != 1 {
 		return false
 	}
-	o, ok := normaliseOrigin(vals[0])
+	o, ok := wire.ParseOrigin(vals[0])
 	if !ok {
 		return false
 	}
 	info := infoFrom(r.Context())
-	if info.host != "" && o == origin(info.scheme, info.host) {
+	if info.host != "" && o == wire.Origin(info.scheme, info.host) {
 		return true
 	}
 	for _, a := range s.cfg.AllowedOrigins {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"gatehouse.dev/kit/wire/wiretest"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
@@ -66,6 +67,21 @@ func TestCSRFRuleForCookieAuth(t *testing.T) {
 				t.Errorf("status %d body %s, want %d %s", w.Code, w.Body, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+// ALLOWED_ORIGINS is read by the same rule as authsvc's TRUSTED_ORIGINS: the
+// shared cases of kit/wire/wiretest, run here and in authsvc.
+func TestAllowedOriginsReadLikeAuthsvc(t *testing.T) {
+	for _, tc := range wiretest.OriginCases {
+		h := newHarness(t, harnessOpt{env: map[string]string{"ALLOWED_ORIGINS": tc.Configured}})
+		r := httptest.NewRequest("POST", "/api/v1/todos", strings.NewReader(`{}`))
+		r.Host = "gate.example"
+		r.Header.Set("Cookie", accessCookie+"="+h.token("EdDSA", "u1"))
+		r.Header.Set("Origin", tc.Sent)
+		if w := h.serve(r); (w.Code == http.StatusOK) != tc.Match {
+			t.Errorf("ALLOWED_ORIGINS=%q, Origin %q: status %d %s, want match %v", tc.Configured, tc.Sent, w.Code, w.Body, tc.Match)
+		}
 	}
 }
 

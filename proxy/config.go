@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/clientip"
 	"gatehouse.dev/proxy/internal/ratelimit"
 	"gatehouse.dev/proxy/internal/revoke"
@@ -130,7 +131,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c.TrustedProxies = tp
 
 	for _, o := range splitList(e.Str("ALLOWED_ORIGINS", "")) {
-		if n, ok := normaliseOrigin(o); ok {
+		if n, ok := wire.ParseOrigin(o); ok {
 			c.AllowedOrigins = append(c.AllowedOrigins, n)
 		} else {
 			e.Fail("ALLOWED_ORIGINS", fmt.Sprintf("%q: want comma-separated origins like https://app.example.com", o))
@@ -180,26 +181,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// normaliseOrigin returns scheme://host[:port] lower-cased, without a default
-// port, and whether s is an origin at all.
-func normaliseOrigin(s string) (string, bool) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
-		return "", false
-	}
-	return origin(u.Scheme, u.Host), true
-}
-
-// origin builds a comparable origin from a scheme and a Host value.
-func origin(scheme, host string) string {
-	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
-	if (scheme == "http" && strings.HasSuffix(host, ":80")) || (scheme == "https" && strings.HasSuffix(host, ":443")) {
-		host = host[:strings.LastIndexByte(host, ':')]
-	}
-	return scheme + "://" + host
 }
 
 func cookieNameOK(s string) bool {

@@ -12,7 +12,7 @@ import (
 )
 
 var (
-	errBadPath          = httpx.Errorf(http.StatusBadRequest, "BAD_PATH", "The path is not canonical (dot segments, empty segments, or encoded slashes, backslashes, dots, percent signs or NUL).")
+	errBadPath          = httpx.Errorf(http.StatusBadRequest, "BAD_PATH", "The path is not canonical (dot segments, empty segments, semicolons, or encoded slashes, backslashes, dots, semicolons, percent signs or NUL).")
 	errNoKeys           = errors.New("no token verification key yet: JWKS has not loaded")
 	errBackendUnhealthy = errors.New("backend /healthz answered 5xx")
 )

@@ -1,8 +1,9 @@
 // Package pathclass decides which upstream a request path belongs to. It
 // refuses, rather than guesses at, any path that another component could
 // read differently: dot segments, empty segments, backslashes, NUL and other
-// control bytes, and percent-encoded slashes, backslashes, dots, NUL or
-// percent signs. A path that passes is already canonical, so the string the
+// control bytes, semicolons (path parameters: Tomcat, Jetty and Spring read
+// "/api/auth/..;/v1" as "/api/v1"), and percent-encoded slashes, backslashes,
+// dots, semicolons, NUL or percent signs. A path that passes is already canonical, so the string the
 // route is decided on is the very string forwarded (SPEC: "Routing is decided
 // on the cleaned path and the same path is forwarded").
 package pathclass
@@ -32,13 +33,13 @@ const (
 var ErrNonCanonical = errors.New("pathclass: non-canonical or ambiguous path")
 
 // encodedForbidden are escapes that would change the path's segments or be
-// decoded a second time downstream: / \ . NUL %.
-var encodedForbidden = []string{"%2f", "%5c", "%2e", "%00", "%25"}
+// decoded a second time downstream: / \ . ; NUL %.
+var encodedForbidden = []string{"%2f", "%5c", "%2e", "%3b", "%00", "%25"}
 
 // Check reports whether u's path is canonical and unambiguous: it starts with
 // "/", has no empty, "." or ".." segments (a trailing slash is allowed), no
-// backslash or control byte once decoded, and none of the escapes %2f %5c
-// %2e %00 %25 in any letter case in its raw form.
+// backslash, semicolon or control byte once decoded, and none of the escapes
+// %2f %5c %2e %3b %00 %25 in any letter case in its raw form.
 func Check(u *url.URL) error {
 	if u == nil {
 		return ErrNonCanonical
@@ -75,7 +76,10 @@ func checkDecoded(p string) error {
 		return ErrNonCanonical
 	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+		// A ';' starts a path parameter for servlet containers, which then
+		// drop it: "..;" is ".." to them and "/api/auth;x/..;/v1" routes
+		// one way here and another way there (issue 12).
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == ';' {
 			return ErrNonCanonical
 		}
 	}

@@ -28,6 +28,19 @@ func TestOf(t *testing.T) {
 		{"/api/v1/todos", false, pathclass.API},
 		{"/api/v1/todos/", false, pathclass.API},
 		{"/api/v1/todos?x=/../a", false, pathclass.API},
+		{"/api/v1/todos?x=a;b", false, pathclass.API},
+		// Servlet path parameters (issue 12): Tomcat, Jetty and Spring
+		// read "..;" as "..", so these would reach the backend's routes
+		// through authsvc's prefix, or the other way round.
+		{"/api/auth/..;/v1/todos", false, pathclass.BadPath},
+		{"/api/auth/..;a=b/v1/todos", false, pathclass.BadPath},
+		{"/api/auth;/../v1/todos", false, pathclass.BadPath},
+		{"/api/auth;x=1/sign-in/email", false, pathclass.BadPath},
+		{"/api;jsessionid=1/v1/todos", false, pathclass.BadPath},
+		{"/api/v1/todos;", false, pathclass.BadPath},
+		{"/api/auth/%3b/v1/todos", false, pathclass.BadPath},
+		{"/api/auth/..%3B/v1/todos", false, pathclass.BadPath},
+		{"/index.html;.js", true, pathclass.BadPath},
 		{"/api", false, pathclass.API},
 		{"/apix", false, pathclass.NotFound},
 		{"/API/v1/todos", false, pathclass.NotFound},
