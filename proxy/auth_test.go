@@ -145,3 +145,29 @@ func TestJWKSNotYetLoaded(t *testing.T) {
 		t.Errorf("readyz %d after load", w.Code)
 	}
 }
+
+// Upstreams echo the request ID the proxy gave them; the answer carries it
+// once (issue 12: proxied auth answers had X-Request-Id twice).
+func TestProxiedAnswerHasOneRequestID(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	echoID := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}
+	h.authsvc.setHandler(echoID)
+	h.backend.setHandler(echoID)
+	for _, tc := range []struct{ path, bearer string }{
+		{"/api/auth/ok", ""},
+		{"/api/v1/todos", h.token("EdDSA", "u1")},
+	} {
+		r := httptest.NewRequest("GET", tc.path, nil)
+		if tc.bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.bearer)
+		}
+		w := h.serve(r)
+		if ids := w.Header().Values("X-Request-Id"); w.Code != 200 || len(ids) != 1 || ids[0] == "" {
+			t.Errorf("GET %s: status %d, X-Request-Id %q, want one non-empty value", tc.path, w.Code, ids)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"net/http"
 	"sync/atomic"
+
+	"gatehouse.dev/kit/httpx"
 )
 
 // Response security headers.
@@ -85,6 +87,10 @@ func secureResponse(kind upstreamKind) func(*http.Response) error {
 			return nil
 		}
 		x.proxied = true
+		// Every service echoes the request ID it was given, which is the
+		// one the proxy set and already put on its answer: keep one
+		// (issue 12: proxied answers carried X-Request-Id twice).
+		delete(resp.Header, httpx.HeaderRequestID)
 		// What the upstream left out goes straight onto our answer's
 		// header, which ReverseProxy then fills with the upstream's: set
 		// on resp.Header it would be allocated twice (set, then copied).
