@@ -2,36 +2,74 @@ package main
 
 import (
 	"runtime/debug"
+	"strconv"
+	"strings"
 )
 
 // Garbage-collector defaults for the proxy, used only when the operator has
 // not chosen their own with the runtime's GOGC / GOMEMLIMIT variables.
 //
-// Under load about a third of the proxy's CPU went to allocation and GC,
-// while its live heap is a few MiB (the signature cache is the largest
-// part). GOGC=100 collects every time the heap doubles from that small
-// base, so collections are frequent; 150 makes them a third rarer. 200 was
-// measured too (gatebench, 2026-11-26): slightly less CPU, but the
-// fresh-token rows, whose full signature cache is most of the live heap,
-// peaked at 37.7 MiB RSS against the 40 MiB budget; 150 peaks at 35 MiB
-// (100: 30 MiB). The soft memory limit puts a ceiling on the trade: as
-// the heap nears it the runtime collects more eagerly again, so a burst
-// cannot make the larger GOGC cost unbounded memory. 64 MiB is well above
-// what the benchmark's heaviest row uses and well below a typical sidecar
-// limit; set GOMEMLIMIT to about 90% of the container's memory limit.
+// The proxy's live heap is small (the signature cache is the largest part)
+// and most of its allocation is per request, so the collector runs often;
+// GOGC=150 makes collections a third rarer than the default for a bounded
+// amount of extra heap.
+//
+// The soft memory limit comes from the container, never from a constant: a
+// fixed 64 MiB limit made the collector run without pause once 2,000
+// connections' buffers exceeded it (issue 18: 0.26–0.34× a bare proxy's
+// req/s). In a container with a memory limit the soft limit is 90% of it,
+// so the runtime collects harder before the kernel would kill the pod;
+// without one there is no soft limit, only GOGC.
 const (
-	defaultGCPercent   = 150
-	defaultMemoryLimit = 64 << 20
+	defaultGCPercent = 150
+	memoryLimitShare = 0.9
 )
+
+// cgroupMemoryFiles are where cgroup v2 and v1 publish the container's
+// memory limit.
+var cgroupMemoryFiles = []string{
+	"/sys/fs/cgroup/memory.max",
+	"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+}
 
 // tuneGC applies the defaults above unless GOGC or GOMEMLIMIT is set in the
 // environment (read through lookup, as run reads everything), in which case
-// the runtime has already applied the operator's value.
-func tuneGC(lookup func(string) (string, bool)) {
+// the runtime has already applied the operator's value. It returns the soft
+// limit it set, 0 when it set none.
+func tuneGC(lookup func(string) (string, bool), readFile func(string) ([]byte, error)) int64 {
 	if _, ok := lookup("GOGC"); !ok {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	if _, ok := lookup("GOMEMLIMIT"); !ok {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+	if _, ok := lookup("GOMEMLIMIT"); ok {
+		return 0
 	}
+	limit, ok := cgroupMemoryLimit(readFile)
+	if !ok {
+		return 0
+	}
+	soft := int64(float64(limit) * memoryLimitShare)
+	debug.SetMemoryLimit(soft)
+	return soft
+}
+
+// cgroupMemoryLimit returns the container's memory limit in bytes, and
+// whether there is one ("max" in cgroup v2, or v1's page-rounded
+// near-maximum, means none).
+func cgroupMemoryLimit(readFile func(string) ([]byte, error)) (int64, bool) {
+	for _, f := range cgroupMemoryFiles {
+		b, err := readFile(f)
+		if err != nil {
+			continue
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "max" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 || n >= 1<<62 {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
 }

@@ -41,7 +41,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	// still need current revocations and keys. It stops when run returns.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	tuneGC(lookup)
+	memLimit := tuneGC(lookup, os.ReadFile)
 	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return err
@@ -53,6 +53,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	defer func() { _ = log.Sync() }()
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
+	}
+	if memLimit > 0 {
+		log.Info("soft memory limit from the container's cgroup", zap.Int64("bytes", memLimit))
 	}
 
 	m := newMetrics()

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+// The soft memory limit follows the container (issue 18): 90% of a cgroup
+// limit, none without one, and the operator's GOMEMLIMIT always wins.
+func TestTuneGCMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			if v, ok := m[name]; ok {
+				return []byte(v), nil
+			}
+			return nil, fs.ErrNotExist
+		}
+	}
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, tt := range []struct {
+		name   string
+		env    func(string) (string, bool)
+		files  map[string]string
+		want   int64 // the limit tuneGC reports setting; 0: none
+		wantRT int64 // the runtime's limit afterwards
+	}{
+		{"cgroup v2 limit", noEnv, map[string]string{"/sys/fs/cgroup/memory.max": "268435456\n"}, 241591910, 241591910},
+		{"cgroup v2 no limit", noEnv, map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, 0, math.MaxInt64},
+		{"cgroup v1 limit", noEnv, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "1073741824"}, 966367641, 966367641},
+		{"cgroup v1 no limit", noEnv, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, 0, math.MaxInt64},
+		{"no cgroup", noEnv, nil, 0, math.MaxInt64},
+		{"garbage", noEnv, map[string]string{"/sys/fs/cgroup/memory.max": "lots"}, 0, math.MaxInt64},
+		{"operator's GOMEMLIMIT wins", func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" },
+			map[string]string{"/sys/fs/cgroup/memory.max": "268435456"}, 0, math.MaxInt64},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetMemoryLimit(math.MaxInt64)
+			if got := tuneGC(tt.env, files(tt.files)); got != tt.want {
+				t.Errorf("tuneGC = %d, want %d", got, tt.want)
+			}
+			if got := debug.SetMemoryLimit(-1); got != tt.wantRT {
+				t.Errorf("runtime memory limit = %d, want %d", got, tt.wantRT)
+			}
+		})
+	}
+	if _, err := cgroupMemoryLimit(func(string) ([]byte, error) { return nil, errors.New("x") }); err {
+		t.Error("cgroupMemoryLimit without files reports a limit")
+	}
+}
