@@ -13,10 +13,13 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 BENCH_FLAGS   ?= -run '^$$' -bench . -benchmem -count 6
 
-.PHONY: all build run test lint fmt bench bench-go soak fuzz clean tidy FORCE
+.PHONY: all help build run test lint fmt bench bench-go soak fuzz clean tidy FORCE
 all: build
 
-build: $(BINARIES) bin/devenv
+help: ## this list
+	@awk -F':.*## ' '/^[a-z][a-z0-9-]*:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: $(BINARIES) bin/devenv ## build every service into bin/
 
 # Static, reproducible binaries; go decides what is stale.
 bin/%: FORCE
@@ -27,17 +30,17 @@ bin/devenv: FORCE
 	@mkdir -p bin
 	go build -o $@ ./kit/cmd/devenv
 
-run: build
+run: build ## the whole stack on http://localhost:8080 (state kept in .run/)
 	bin/devenv run -state .run -bin bin
 
 # Every test, with the race detector, against one private Postgres and Redis
 # (started and removed by devenv, on free loopback ports). `devenv install`
 # first installs every Debian package the tests need, in one apt-get run.
-test: lint build
+test: lint build ## every test (gofmt, vet, race detector) against private Postgres and Redis
 	bin/devenv install
 	bin/devenv test -- go test $(GO_TEST_FLAGS) $(PKGS)
 
-lint: lint-tracked
+lint: lint-tracked ## gofmt, go vet, and no tracked binaries or files over 1 MiB
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet $(PKGS)
 
@@ -57,7 +60,7 @@ lint-tracked:
 	    esac; done' sh); \
 	if [ -n "$$bad" ]; then echo "tracked build outputs or oversized files:"; echo "$$bad"; exit 1; fi
 
-fmt:
+fmt: ## gofmt -w every module
 	gofmt -w $(MODULES)
 
 # One side-by-side table from one run (bench/README.md): the fixed upstream
@@ -65,23 +68,23 @@ fmt:
 # stack. ~5 min; writes bench/results/latest.{md,json}. BENCH_ARGS=-quick for
 # a one-minute smoke run that writes nothing.
 BENCH_ARGS ?=
-bench: build
+bench: build ## side-by-side load benchmark table (about 5 min; BENCH_ARGS=-quick)
 	cd bench && go run ./cmd/gatebench -bin ../bin $(BENCH_ARGS)
 
 # The Go micro-benchmarks (benchstat-friendly: -count 6).
-bench-go: build
+bench-go: build ## the Go micro-benchmarks, -count 6 for benchstat
 	bin/devenv test -- go test $(BENCH_FLAGS) $(PKGS)
 
 # Load soak through the whole stack (default 10m): mixed traffic, zero 5xx,
 # no lost writes, flat memory and goroutines; GATEHOUSE_SOAK=30m for longer.
-soak: build
+soak: build ## load soak through the whole stack (GATEHOUSE_SOAK=10m)
 	GATEHOUSE_SOAK=$${GATEHOUSE_SOAK:-10m} bin/devenv test -- go test -count=1 -timeout 60m -run '^TestSoak$$' -v ./e2e/
 
 # Every fuzz target in the workspace, one after another, FUZZTIME each
 # (go test runs one -fuzz target per package at a time). Their seed corpora
 # also run as plain tests in `make test`.
 FUZZTIME ?= 30s
-fuzz:
+fuzz: ## every fuzz target for FUZZTIME each
 	@grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | sort | while read -r f; do \
 	  for fn in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' "$$f" | cut -d' ' -f2); do \
 	    echo "== $$fn ($$(dirname $$f), $(FUZZTIME))"; \
@@ -89,10 +92,10 @@ fuzz:
 	  done; \
 	done
 
-tidy:
+tidy: ## go mod tidy in every module
 	for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
 
-clean:
+clean: ## remove bin/
 	rm -rf bin
 
 FORCE:
@@ -114,13 +117,13 @@ INGRESS_NGINX_VERSION ?= controller-v1.13.0
 
 .PHONY: images kind-up kind-load kind-secrets deploy kind-down
 
-images:
+images: ## build the four container images with podman or docker
 	@test -n "$(CONTAINER)" || { echo "images: need podman or docker"; exit 1; }
 	for s in proxy backend authsvc web; do \
 	  $(CONTAINER) build $(IMAGE_FLAGS) --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) . ; \
 	done
 
-kind-up:
+kind-up: ## create the kind cluster with Envoy Gateway (ENTRY=ingress: ingress-nginx too)
 	$(KIND) get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER) || \
 	  $(KIND) create cluster --name $(KIND_CLUSTER) --config k8s/kind/cluster.yaml --wait 120s
 	$(KUBECTL) apply --server-side -f https://github.com/envoyproxy/gateway/releases/download/$(ENVOY_GATEWAY_VERSION)/install.yaml
@@ -132,7 +135,7 @@ kind-up:
 	fi
 
 # Images into the cluster's containerd, by archive so podman works too.
-kind-load:
+kind-load: ## load the images into the kind cluster
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	for s in proxy backend authsvc web; do \
 	  $(CONTAINER) save -o $$tmp/$$s.tar $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG); \
@@ -143,7 +146,7 @@ kind-load:
 # files (kept, so a redeploy reuses them) and created in the cluster; they are
 # never part of the kustomize render.
 KIND_SECRETS := auth postgres backend-db authsvc-db redis
-kind-secrets:
+kind-secrets: ## random development Secrets for the kind overlay
 	go run ./k8s/cmd/kindsecrets k8s/overlays/kind/secrets
 	$(KUBECTL) create namespace gatehouse --dry-run=client -o yaml | $(KUBECTL) apply -f -
 	for s in $(KIND_SECRETS); do \
@@ -151,7 +154,7 @@ kind-secrets:
 	    --dry-run=client -o yaml | $(KUBECTL) apply -f - ; \
 	done
 
-deploy: kind-secrets
+deploy: kind-secrets ## kubectl apply -k the kind overlay and wait for the rollout
 	$(KUBECTL) apply -k k8s/overlays/kind
 	$(KUBECTL) -n gatehouse rollout status statefulset/postgres --timeout=180s
 	$(KUBECTL) -n gatehouse rollout status deployment/authsvc --timeout=180s
@@ -170,5 +173,5 @@ deploy: kind-secrets
 	fi
 	@echo "Gatehouse is on http://localhost/"
 
-kind-down:
+kind-down: ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"gatehouse.dev/backend/internal/todo"
@@ -11,7 +10,7 @@ import (
 
 // addRoutes is the backend's whole API surface. Every /api/v1 route needs the
 // proxy's X-User-ID; trailing-slash forms are the same routes.
-func addRoutes(mux *http.ServeMux, todos *todo.Store, lc *httpx.Lifecycle, ping func(context.Context) error, timeout time.Duration) {
+func addRoutes(mux httpx.Router, todos *todo.Store, lc *httpx.Lifecycle, ping func(context.Context) error, timeout time.Duration) {
 	user := requireUserID
 	list, create := user(handleTodoList(todos, timeout)), user(handleTodoCreate(todos, timeout))
 	get, patch, del := user(handleTodoGet(todos, timeout)), user(handleTodoUpdate(todos, timeout)), user(handleTodoDelete(todos, timeout))

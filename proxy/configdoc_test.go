@@ -3,16 +3,16 @@ package main
 import (
 	"testing"
 
-	"gatehouse.dev/kit/envconf/envdoc"
+	"gatehouse.dev/kit/doccheck"
 )
 
 // Every variable proxy reads is in docs/configuration.md, and every one
 // documented for it is read: the real loader runs through a recording
 // environment, once empty and once with every optional feature switched on.
 func TestConfigurationIsDocumented(t *testing.T) {
-	rec := envdoc.NewRecorder(nil)
+	rec := doccheck.NewRecorder(nil)
 	_, _ = loadConfig(rec.Lookup)
-	full := envdoc.NewRecorder(configDocEnv)
+	full := doccheck.NewRecorder(configDocEnv)
 	_, _ = loadConfig(full.Lookup)
 	read := map[string]bool{}
 	for _, k := range append(rec.Read(), full.Read()...) {
@@ -25,7 +25,7 @@ func TestConfigurationIsDocumented(t *testing.T) {
 	for k := range read {
 		names = append(names, k)
 	}
-	envdoc.Check(t, "proxy", names)
+	doccheck.Check(t, "proxy", names)
 }
 
 // configDocEnv switches on what is read only when something else is set.
@@ -34,7 +34,7 @@ var configDocEnv = map[string]string{"JWT_SECRET": "0123456789abcdef0123456789ab
 // configDocExtra returns what the proxy reads outside loadConfig: the GC
 // defaults (tuneGC), run through a recorder too.
 func configDocExtra(t *testing.T) []string {
-	rec := envdoc.NewRecorder(map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"})
+	rec := doccheck.NewRecorder(map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"})
 	tuneGC(rec.Lookup, func(string) ([]byte, error) { return nil, nil })
 	return rec.Read()
 }

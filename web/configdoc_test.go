@@ -3,16 +3,16 @@ package main
 import (
 	"testing"
 
-	"gatehouse.dev/kit/envconf/envdoc"
+	"gatehouse.dev/kit/doccheck"
 )
 
 // Every variable web reads is in docs/configuration.md, and every one
 // documented for it is read: the real loader runs through a recording
 // environment, once empty and once with every optional feature switched on.
 func TestConfigurationIsDocumented(t *testing.T) {
-	rec := envdoc.NewRecorder(nil)
+	rec := doccheck.NewRecorder(nil)
 	_, _ = loadConfig(rec.Lookup)
-	full := envdoc.NewRecorder(configDocEnv)
+	full := doccheck.NewRecorder(configDocEnv)
 	_, _ = loadConfig(full.Lookup)
 	read := map[string]bool{}
 	for _, k := range append(rec.Read(), full.Read()...) {
@@ -25,7 +25,7 @@ func TestConfigurationIsDocumented(t *testing.T) {
 	for k := range read {
 		names = append(names, k)
 	}
-	envdoc.Check(t, "web", names)
+	doccheck.Check(t, "web", names)
 }
 
 // configDocEnv switches on what is read only when something else is set.

@@ -13,6 +13,12 @@ import (
 	"go.uber.org/zap"
 )
 
+// Router is what a service's addRoutes registers its routes on: an
+// *http.ServeMux, or a recorder in the tests that check docs/openapi.json.
+type Router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Lifecycle tells health handlers whether the service is shutting down. The
 // zero value is a running service.
 type Lifecycle struct{ draining atomic.Bool }

@@ -1,8 +1,9 @@
-// Package envdoc keeps docs/configuration.md true: a service's test runs its
-// real configuration loader through a Recorder and calls Check, which fails
-// when a variable the service reads is not documented for it, or one
-// documented for it is not read.
-package envdoc
+// Package doccheck keeps the reference under docs/ true. A service's tests
+// run its real configuration loader through a Recorder and call Check, which
+// fails when a variable the service reads is not in docs/configuration.md, or
+// one documented for it is not read; and they record the service's routes
+// and call CheckAPI against docs/openapi.json.
+package doccheck
 
 import (
 	"bufio"
@@ -118,20 +119,23 @@ func Documented(service string) ([]string, error) {
 	return out, nil
 }
 
-// docPath finds docs/configuration.md beside go.work, above the test's
-// working directory.
-func docPath() (string, error) {
+// docPath finds docs/configuration.md.
+func docPath() (string, error) { return repoFile("docs", "configuration.md") }
+
+// repoFile returns the path of a file below the directory holding go.work,
+// found above the test's working directory.
+func repoFile(elem ...string) (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, "docs", "configuration.md"), nil
+			return filepath.Join(append([]string{dir}, elem...)...), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("envdoc: no go.work above the working directory")
+			return "", errors.New("doccheck: no go.work above the working directory")
 		}
 		dir = parent
 	}
