@@ -6,7 +6,7 @@ import (
 	"gatehouse.dev/kit/httpx"
 )
 
-// addRoutes is authsvc's whole API (SPEC.md, authsvc): Better Auth's
+// addRoutes is authsvc's whole API (docs/openapi.json): Better Auth's
 // email-and-password endpoints, its session revocation endpoints, and its
 // JWT plugin's /token and /jwks.
 func addRoutes(mux httpx.Router, d *deps, lc *httpx.Lifecycle) {

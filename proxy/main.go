@@ -1,6 +1,6 @@
 // Command proxy is Gatehouse's edge: it verifies access tokens, strips and
 // sets identity headers, rate-limits the auth routes and forwards to authsvc,
-// the backend and (optionally) the web frontend. See SPEC.md, section proxy.
+// the backend and (optionally) the web frontend. See proxy/README.md and docs/.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Package httpx is the HTTP plumbing every Gatehouse service shares: JSON error
-// bodies in SPEC.md's shape, request IDs, the access log, panic recovery,
+// bodies in the shape docs/README.md gives, request IDs, the access log, panic recovery,
 // Prometheus metrics, and a server lifecycle with readiness and draining.
 package httpx
 
@@ -37,7 +37,7 @@ var (
 	ErrUnavailable      = Errorf(http.StatusServiceUnavailable, "UNAVAILABLE", "A dependency is unavailable; try again shortly.")
 )
 
-// WriteError answers with err in SPEC.md's JSON shape. An *Error is sent as it
+// WriteError answers with err in the JSON error shape (docs/README.md). An *Error is sent as it
 // is; any other error is logged with the request's logger and becomes a
 // generic 500, so internal details never reach the client.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
