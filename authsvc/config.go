@@ -65,7 +65,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		JWTSecret:       e.Secret("JWT_SECRET", 32, false),
 		JWTTTL:          e.Duration("JWT_TTL", 15*time.Minute),
 		SessionTTL:      e.Duration("SESSION_TTL", 168*time.Hour),
-		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", "better-auth"),
+		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", wire.DefaultCookiePrefix),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		DBTimeout:       e.Duration("DB_TIMEOUT", 3*time.Second),
@@ -87,7 +87,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		HashQueueWait:   e.Duration("PASSWORD_HASH_QUEUE_WAIT", 10*time.Second),
 
 		RedisURL:     e.URL("REDIS_URL", "", "redis", "rediss"),
-		RedisPrefix:  e.Str("REDIS_PREFIX", "gatehouse:"),
+		RedisPrefix:  e.Str("REDIS_PREFIX", wire.DefaultRedisPrefix),
 		RedisTimeout: e.Duration("REDIS_TIMEOUT", 500*time.Millisecond),
 
 		SignInFreeFailures: e.Int("SIGNIN_FREE_FAILURES", 5, 1, 1000),
@@ -117,7 +117,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		c.BaseURL = strings.TrimSuffix(base, "/")
 		c.Secure = u.Scheme == "https"
 	}
-	if !validCookieName(c.CookiePrefix) {
+	if !wire.ValidCookiePrefix(c.CookiePrefix) {
 		e.Fail("AUTH_COOKIE_PREFIX", fmt.Sprintf("%q: want letters, digits, '.', '_' or '-'", c.CookiePrefix))
 	}
 	if c.JWTTTL > 24*time.Hour {
@@ -145,16 +145,4 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		c.TrustedOrigins = []string{origin}
 	}
 	return c, e.Err()
-}
-
-func validCookieName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gatehouse.dev/authsvc/internal/session"
+	"gatehouse.dev/kit/wire"
 )
 
 // cookieJar writes and reads authsvc's two cookies, byte-for-byte in
@@ -24,13 +25,9 @@ type cookieJar struct {
 }
 
 func newCookieJar(cfg config) *cookieJar {
-	pfx := ""
-	if cfg.Secure {
-		pfx = "__Secure-"
-	}
 	return &cookieJar{
-		sessionName: pfx + cfg.CookiePrefix + ".session_token",
-		accessName:  pfx + cfg.CookiePrefix + ".access_token",
+		sessionName: wire.SessionCookie(cfg.CookiePrefix, cfg.Secure),
+		accessName:  wire.AccessCookie(cfg.CookiePrefix, cfg.Secure),
 		secure:      cfg.Secure,
 		signer:      session.NewSigner(cfg.AuthSecret),
 		sessionTTL:  cfg.SessionTTL,

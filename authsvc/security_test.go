@@ -12,9 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"gatehouse.dev/authsvc/internal/revoke"
 	"gatehouse.dev/authsvc/internal/throttle"
 	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/kit/wire"
 )
 
 // withRedis starts authsvc on a fresh database, publishing to the Redis at
@@ -39,7 +39,7 @@ func withRedis(t *testing.T, addr string, overrides ...string) (*instance, *redi
 // when it returns.
 func subscribe(t *testing.T, rdb *redis.Client, prefix string) *redis.PubSub {
 	t.Helper()
-	sub := rdb.Subscribe(context.Background(), revoke.Channel(prefix))
+	sub := rdb.Subscribe(context.Background(), wire.RevocationChannel(prefix))
 	t.Cleanup(func() { sub.Close() })
 	if _, err := sub.Receive(context.Background()); err != nil {
 		t.Fatalf("subscribe: %v", err)
@@ -119,16 +119,16 @@ func TestSignOutPublishesRevocation(t *testing.T) {
 	if lo, hi := before+600+60, after+600+60; exp < lo || exp > hi {
 		t.Errorf("published expiry %d, want in [%d, %d]: now + JWT_TTL + 60s", exp, lo, hi)
 	}
-	score, err := rdb.ZScore(context.Background(), revoke.Key(prefix), sid).Result()
+	score, err := rdb.ZScore(context.Background(), wire.RevokedKey(prefix), sid).Result()
 	if err != nil || int64(score) != exp {
-		t.Errorf("ZSCORE %s %s = %v, %v; want %d", revoke.Key(prefix), sid, score, err, exp)
+		t.Errorf("ZSCORE %s %s = %v, %v; want %d", wire.RevokedKey(prefix), sid, score, err, exp)
 	}
 	if got := metric(t, in, "authsvc_revocations_published_total"); got != 1 {
 		t.Errorf("revocations_published_total = %v, want 1", got)
 	}
 	// Signing out again, without a session, publishes nothing.
 	b.do("POST", "/api/auth/sign-out", nil)
-	if n := rdb.ZCard(context.Background(), revoke.Key(prefix)).Val(); n != 1 {
+	if n := rdb.ZCard(context.Background(), wire.RevokedKey(prefix)).Val(); n != 1 {
 		t.Errorf("set has %d members after a second sign-out, want 1", n)
 	}
 }
@@ -167,7 +167,7 @@ func TestRevokeSessionsEndsEverySessionOfTheUser(t *testing.T) {
 		delete(want, sid)
 	}
 	ctx := context.Background()
-	if rdb.ZScore(ctx, revoke.Key(prefix), otherSID).Err() != redis.Nil {
+	if rdb.ZScore(ctx, wire.RevokedKey(prefix), otherSID).Err() != redis.Nil {
 		t.Errorf("another user's session was revoked")
 	}
 	if r := phone.do("GET", "/api/auth/get-session", nil); !isNull(r) {
@@ -282,7 +282,7 @@ func TestSignOutWithRedisDownStillSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the queued revocation in Redis", func() bool {
-		return rdb.ZScore(context.Background(), revoke.Key(prefix), sid).Err() == nil
+		return rdb.ZScore(context.Background(), wire.RevokedKey(prefix), sid).Err() == nil
 	})
 	if got := metric(t, in, "authsvc_revocations_published_total"); got != 1 {
 		t.Errorf("revocations_published_total after recovery = %v, want 1", got)

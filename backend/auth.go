@@ -8,9 +8,8 @@ import (
 
 	"gatehouse.dev/backend/internal/todo"
 	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/kit/wire"
 )
-
-const headerUserID = "X-User-Id" // canonical form: http.Header keys are canonicalised
 
 type userKey struct{}
 
@@ -22,7 +21,7 @@ var errUnauthenticated = httpx.Errorf(http.StatusUnauthorized, "UNAUTHENTICATED"
 // mean a client slipped one past a proxy, so they are refused, not merged.
 func requireUserID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		vals := r.Header.Values(headerUserID)
+		vals := r.Header.Values(wire.HeaderUserID)
 		if len(vals) != 1 {
 			httpx.WriteError(w, r, errUnauthenticated)
 			return
@@ -32,7 +31,7 @@ func requireUserID(next http.Handler) http.Handler {
 			httpx.WriteError(w, r, errUnauthenticated)
 			return
 		}
-		ctx := httpx.AddLogFields(r.Context(), zap.String("user_id", string(uid)))
+		ctx := httpx.AddLogFields(r.Context(), zap.String("user_id", uid.String()))
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, uid)))
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/clientip"
 	"gatehouse.dev/proxy/internal/ratelimit"
-	"gatehouse.dev/proxy/internal/revoke"
 )
 
 // config is the proxy's configuration, read once from the environment.
@@ -66,13 +65,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Issuer:          e.Str("JWT_ISSUER", ""),
 		Audience:        e.Str("JWT_AUDIENCE", ""),
 		Leeway:          e.NonNegDuration("JWT_LEEWAY", 30*time.Second),
-		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", "better-auth"),
+		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", wire.DefaultCookiePrefix),
 		UpstreamTimeout: e.Duration("UPSTREAM_TIMEOUT", 30*time.Second),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		// Same default and variable meaning as authsvc's: both sides must
 		// agree on the key and channel names.
-		RevocationPrefix:    e.Str("REDIS_PREFIX", revoke.DefaultPrefix),
+		RevocationPrefix:    e.Str("REDIS_PREFIX", wire.DefaultRedisPrefix),
 		RevocationStartWait: e.NonNegDuration("REVOCATION_START_WAIT", 2*time.Second),
 	}
 	c.BackendURL = upstreamURL(e, "BACKEND_URL", "http://127.0.0.1:8081")
@@ -137,7 +136,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			e.Fail("ALLOWED_ORIGINS", fmt.Sprintf("%q: want comma-separated origins like https://app.example.com", o))
 		}
 	}
-	if !cookieNameOK(c.CookiePrefix) {
+	if !wire.ValidCookiePrefix(c.CookiePrefix) {
 		e.Fail("AUTH_COOKIE_PREFIX", "want a cookie-name token (letters, digits, -_.)")
 	}
 	if c.Issuer == "" {
@@ -181,19 +180,6 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-func cookieNameOK(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // tokenCacheSize maps SIGNATURE_CACHE_SIZE to token.Config.CacheSize, where

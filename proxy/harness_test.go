@@ -19,6 +19,7 @@ import (
 
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/ratelimit"
 	"gatehouse.dev/proxy/internal/revoke"
 	"gatehouse.dev/proxy/internal/token"
@@ -239,7 +240,7 @@ func (h *harness) startFollower(ctx context.Context, cfg config, m *metrics) *re
 		defer rdb.Close()
 		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
 		defer dcancel()
-		_ = rdb.Del(dctx, revoke.Key(cfg.RevocationPrefix)).Err() // best effort: the Redis may be stopped
+		_ = rdb.Del(dctx, wire.RevokedKey(cfg.RevocationPrefix)).Err() // best effort: the Redis may be stopped
 	})
 	select {
 	case <-f.Loaded():
@@ -256,10 +257,10 @@ func (h *harness) revoke(sid string, exp time.Time) {
 	h.t.Helper()
 	ctx := context.Background()
 	p := h.cfg.RevocationPrefix
-	if err := h.rdb.ZAdd(ctx, revoke.Key(p), redis.Z{Score: float64(exp.Unix()), Member: sid}).Err(); err != nil {
+	if err := h.rdb.ZAdd(ctx, wire.RevokedKey(p), redis.Z{Score: float64(exp.Unix()), Member: sid}).Err(); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := h.rdb.Publish(ctx, revoke.Channel(p), fmt.Sprintf("%s %d", sid, exp.Unix())).Err(); err != nil {
+	if err := h.rdb.Publish(ctx, wire.RevocationChannel(p), fmt.Sprintf("%s %d", sid, exp.Unix())).Err(); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse.dev/kit/testenv"
-	"gatehouse.dev/proxy/internal/revoke"
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
@@ -107,10 +107,10 @@ func TestRevocationPresentAtStartIsRejected(t *testing.T) {
 	ctx := context.Background()
 	exp := float64(time.Now().Add(10 * time.Minute).Unix())
 	past := float64(time.Now().Add(-time.Minute).Unix())
-	if err := rdb.ZAdd(ctx, revoke.Key(prefix), redis.Z{Score: exp, Member: "sid-old"}, redis.Z{Score: past, Member: "sid-stale"}).Err(); err != nil {
+	if err := rdb.ZAdd(ctx, wire.RevokedKey(prefix), redis.Z{Score: exp, Member: "sid-old"}, redis.Z{Score: past, Member: "sid-stale"}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rdb.Del(context.Background(), revoke.Key(prefix)) })
+	t.Cleanup(func() { rdb.Del(context.Background(), wire.RevokedKey(prefix)) })
 
 	h := newHarness(t, harnessOpt{env: map[string]string{"REDIS_PREFIX": prefix}})
 	// newHarness returns once the first read is done: no polling here.
@@ -169,7 +169,7 @@ func TestRevocationSurvivesRedisOutage(t *testing.T) {
 	// The restarted Redis is empty (no persistence); authsvc's retry writes
 	// the revocation again, and its PUBLISH reaches no proxy yet.
 	exp := time.Now().Add(16 * time.Minute).Unix()
-	if err := direct.ZAdd(context.Background(), revoke.Key(h.cfg.RevocationPrefix), redis.Z{Score: float64(exp), Member: "sid-during"}).Err(); err != nil {
+	if err := direct.ZAdd(context.Background(), wire.RevokedKey(h.cfg.RevocationPrefix), redis.Z{Score: float64(exp), Member: "sid-during"}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	g.setOpen(true)

@@ -3,24 +3,13 @@
 //
 // # Protocol
 //
-// The proxy side is written against exactly this; change both together.
-// <prefix> is the configured key prefix ("gatehouse:" by default).
-//
-//   - Sorted set <prefix>revoked_sids: member = a session id (the JWT's "sid"
-//     claim); score = Unix seconds after which no JWT carrying that sid can
-//     still be valid: the revocation time + JWT_TTL + 60 s (the proxies'
-//     leeway and clock skew). A proxy rejects a token whose sid is a member
-//     with a score in the future; members whose score is past are stale.
-//   - Pub/sub channel <prefix>revocations: one message per revoked session,
-//     "<sid> <expiryUnixSeconds>" (one ASCII space, decimal seconds), the same
-//     pair as the ZADD, published after it. A proxy that keeps the set in
-//     memory should re-read the sorted set (ZRANGEBYSCORE key <now> +inf
-//     WITHSCORES) whenever it (re)subscribes, so nothing published while it
-//     was disconnected is missed.
-//   - Every write is one MULTI/EXEC round trip:
-//     ZADD key <exp> <sid> [<exp> <sid> ...]; ZREMRANGEBYSCORE key -inf <now>
-//     (pruning entries whose tokens have all expired); PUBLISH channel
-//     "<sid> <exp>" for each sid, after the ZADD.
+// The key, channel and message are kit/wire's (the proxy reads them through
+// the same package). A revocation's expiry is the revocation time + JWT_TTL
+// + Margin: after it no JWT carrying the sid can still be valid. Every write
+// is one MULTI/EXEC round trip: ZADD key <exp> <sid> [<exp> <sid> ...];
+// ZREMRANGEBYSCORE key -inf <now> (pruning entries whose tokens have all
+// expired); PUBLISH channel wire.FormatRevocation(sid, exp) for each sid,
+// after the ZADD.
 //
 // A revocation that cannot be written (Redis down) is kept in a bounded
 // in-memory queue and retried every second until its expiry passes, when it
@@ -36,23 +25,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // Margin is added to the access-token lifetime to get a revocation's expiry:
 // it covers the proxies' leeway (30 s) and clock skew between hosts.
 const Margin = 60 * time.Second
-
-// DefaultPrefix is the key prefix used when Options.Prefix is empty.
-const DefaultPrefix = "gatehouse:"
-
-// Key names the sorted set of revoked session ids for prefix.
-func Key(prefix string) string { return prefix + "revoked_sids" }
-
-// Channel names the pub/sub channel of revocations for prefix.
-func Channel(prefix string) string { return prefix + "revocations" }
-
-// Message is the pub/sub payload for one revocation: "<sid> <exp>".
-func Message(sid string, exp int64) string { return sid + " " + strconv.FormatInt(exp, 10) }
 
 // Observer receives counts for metrics; any field may be nil.
 type Observer struct {
@@ -65,7 +44,7 @@ type Observer struct {
 
 // Options configure a Publisher.
 type Options struct {
-	Prefix   string        // key prefix; "" means DefaultPrefix
+	Prefix   string        // key prefix; "" means wire.DefaultRedisPrefix
 	TokenTTL time.Duration // JWT_TTL; revocations last TokenTTL + Margin
 	// MaxQueue bounds revocations held for retry; 0 means 10,000. When full,
 	// the oldest (closest to expiring anyway) is dropped.
@@ -98,7 +77,7 @@ type entry struct {
 // New returns a Publisher writing through rdb.
 func New(rdb redis.UniversalClient, opt Options) *Publisher {
 	if opt.Prefix == "" {
-		opt.Prefix = DefaultPrefix
+		opt.Prefix = wire.DefaultRedisPrefix
 	}
 	if opt.MaxQueue <= 0 {
 		opt.MaxQueue = 10000
@@ -107,7 +86,7 @@ func New(rdb redis.UniversalClient, opt Options) *Publisher {
 		opt.RetryEvery = time.Second
 	}
 	return &Publisher{
-		rdb: rdb, key: Key(opt.Prefix), ch: Channel(opt.Prefix), ttl: opt.TokenTTL + Margin,
+		rdb: rdb, key: wire.RevokedKey(opt.Prefix), ch: wire.RevocationChannel(opt.Prefix), ttl: opt.TokenTTL + Margin,
 		max: opt.MaxQueue, every: opt.RetryEvery, obs: opt.Observer, now: time.Now,
 	}
 }
@@ -220,7 +199,7 @@ func (p *Publisher) write(ctx context.Context, es []entry) error {
 		tx.ZAdd(ctx, p.key, z...)
 		tx.ZRemRangeByScore(ctx, p.key, "-inf", now)
 		for _, e := range es {
-			tx.Publish(ctx, p.ch, Message(e.sid, e.exp))
+			tx.Publish(ctx, p.ch, wire.FormatRevocation(e.sid, e.exp))
 		}
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/kit/wire"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -35,14 +36,14 @@ func TestRevokeWritesSetPrunesAndPublishes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, prefix := client(t)
-	if Key(prefix) != prefix+"revoked_sids" || Channel(prefix) != prefix+"revocations" {
-		t.Fatalf("Key/Channel = %q, %q", Key(prefix), Channel(prefix))
+	if wire.RevokedKey(prefix) != prefix+"revoked_sids" || wire.RevocationChannel(prefix) != prefix+"revocations" {
+		t.Fatalf("Key/Channel = %q, %q", wire.RevokedKey(prefix), wire.RevocationChannel(prefix))
 	}
 	// A stale entry (its tokens expired an hour ago) must be pruned.
 	stale := time.Now().Add(-time.Hour).Unix()
-	rdb.ZAdd(ctx, Key(prefix), redis.Z{Score: float64(stale), Member: "old-sid"})
+	rdb.ZAdd(ctx, wire.RevokedKey(prefix), redis.Z{Score: float64(stale), Member: "old-sid"})
 
-	sub := rdb.Subscribe(ctx, Channel(prefix))
+	sub := rdb.Subscribe(ctx, wire.RevocationChannel(prefix))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
 		t.Fatal(err)
@@ -76,12 +77,12 @@ func TestRevokeWritesSetPrunesAndPublishes(t *testing.T) {
 		if exp := got[sid]; exp < lo || exp > hi {
 			t.Errorf("message for %s: exp %d, want in [%d, %d] (now + JWT_TTL + 60s)", sid, exp, lo, hi)
 		}
-		score, err := rdb.ZScore(ctx, Key(prefix), sid).Result()
+		score, err := rdb.ZScore(ctx, wire.RevokedKey(prefix), sid).Result()
 		if err != nil || int64(score) != got[sid] {
 			t.Errorf("ZSCORE %s = %v, %v; want %d", sid, score, err, got[sid])
 		}
 	}
-	if n := rdb.ZCard(ctx, Key(prefix)).Val(); n != 2 {
+	if n := rdb.ZCard(ctx, wire.RevokedKey(prefix)).Val(); n != 2 {
 		t.Errorf("set has %d members, want 2 (stale entry pruned, empty sid skipped)", n)
 	}
 	if published != 2 || p.Pending() != 0 {
@@ -122,13 +123,13 @@ func TestRevokeRetriesUntilRedisIsBack(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for p.Pending() > 0 || rdb.ZCard(ctx, Key(DefaultPrefix)).Val() != 2 {
+	for p.Pending() > 0 || rdb.ZCard(ctx, wire.RevokedKey(wire.DefaultRedisPrefix)).Val() != 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("queued revocations not written after Redis came back (pending %d)", p.Pending())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if rdb.ZScore(ctx, Key(DefaultPrefix), "s1").Err() != redis.Nil {
+	if rdb.ZScore(ctx, wire.RevokedKey(wire.DefaultRedisPrefix), "s1").Err() != redis.Nil {
 		t.Errorf("s1 was dropped from the full queue but is in the set")
 	}
 	cancel()

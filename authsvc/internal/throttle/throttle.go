@@ -26,11 +26,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // Options tune the throttle. Zero values take the defaults noted.
 type Options struct {
-	Prefix string        // key prefix; default "gatehouse:"
+	Prefix string        // key prefix; default wire.DefaultRedisPrefix
 	Free   int           // failures allowed without delay; default 5
 	Base   time.Duration // first delay; default 250ms
 	Max    time.Duration // delay cap; default 8s
@@ -47,7 +49,7 @@ type Throttle struct {
 // New returns a Throttle keeping its counts in rdb.
 func New(rdb redis.UniversalClient, opt Options) *Throttle {
 	if opt.Prefix == "" {
-		opt.Prefix = "gatehouse:"
+		opt.Prefix = wire.DefaultRedisPrefix
 	}
 	if opt.Free <= 0 {
 		opt.Free = 5

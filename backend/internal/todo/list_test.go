@@ -48,7 +48,7 @@ func seededDB(t testing.TB, n int) *bun.DB {
 func TestListUsesIndex(t *testing.T) {
 	t.Parallel()
 	db := seededDB(t, 100_000)
-	us := NewStore(db).ForUser("big")
+	us := NewStore(db).ForUser(mustUser(t, "big"))
 	done := false
 	for _, o := range []ListOptions{{}, {After: 50_000}, {Completed: &done, Limit: 100}} {
 		var dst []Todo
@@ -79,7 +79,7 @@ func BenchmarkList(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range []int{10, 1_000, 100_000} {
 		db := seededDB(b, n)
-		us := NewStore(db).ForUser("big")
+		us := NewStore(db).ForUser(mustUser(b, "big"))
 		var mid int64
 		if err := db.QueryRowContext(ctx, "SELECT min(id) + ? / 2 FROM todos WHERE user_id = 'big'", n).Scan(&mid); err != nil {
 			b.Fatal(err)
@@ -97,4 +97,14 @@ func BenchmarkList(b *testing.B) {
 			})
 		}
 	}
+}
+
+// mustUser parses id, the only way to get a UserID.
+func mustUser(t testing.TB, id string) UserID {
+	t.Helper()
+	u, err := ParseUserID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

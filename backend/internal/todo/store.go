@@ -33,15 +33,15 @@ func (s *Store) ForUser(uid UserID) *UserStore {
 
 // The scoped builders are the only NewSelect/NewUpdate/NewDelete calls.
 func (s *UserStore) selectQ(m any) *bun.SelectQuery {
-	return s.db.NewSelect().Model(m).Where("?TableAlias.user_id = ?", s.uid)
+	return s.db.NewSelect().Model(m).Where("?TableAlias.user_id = ?", s.uid.id)
 }
 
 func (s *UserStore) updateQ(m any) *bun.UpdateQuery {
-	return s.db.NewUpdate().Model(m).Where("?TableAlias.user_id = ?", s.uid)
+	return s.db.NewUpdate().Model(m).Where("?TableAlias.user_id = ?", s.uid.id)
 }
 
 func (s *UserStore) deleteQ(m any) *bun.DeleteQuery {
-	return s.db.NewDelete().Model(m).Where("?TableAlias.user_id = ?", s.uid)
+	return s.db.NewDelete().Model(m).Where("?TableAlias.user_id = ?", s.uid.id)
 }
 
 // ListOptions filters and pages a list. The zero value lists the first
@@ -89,7 +89,7 @@ func (s *UserStore) listQuery(dst *[]Todo, o ListOptions, limit int) *bun.Select
 // Create inserts a todo owned by this store's user. title must have passed
 // CleanTitle.
 func (s *UserStore) Create(ctx context.Context, title string, completed bool) (Todo, error) {
-	t := Todo{UserID: s.uid, Title: title, Completed: completed}
+	t := Todo{UserID: s.uid.id, Title: title, Completed: completed}
 	// The owner comes from s.uid, never from the caller.
 	_, err := s.db.NewInsert().Model(&t).ExcludeColumn("id", "created_at", "updated_at").Returning("*").Exec(ctx)
 	return t, err

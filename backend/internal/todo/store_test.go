@@ -39,7 +39,7 @@ func TestUserStoreIsolation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	alice, bob := s.ForUser("alice"), s.ForUser("bob")
+	alice, bob := s.ForUser(parsed(t, "alice")), s.ForUser(parsed(t, "bob"))
 	mine, err := alice.Create(ctx, "alice's", false)
 	if err != nil {
 		t.Fatal(err)
@@ -82,10 +82,10 @@ func TestUserStoreIsolation(t *testing.T) {
 func TestForUserZeroPanics(t *testing.T) {
 	defer func() {
 		if recover() == nil {
-			t.Error("ForUser(\"\") did not panic; an unscoped view must be impossible")
+			t.Error("ForUser(zero UserID) did not panic; an unscoped view must be impossible")
 		}
 	}()
-	todo.NewStore(nil).ForUser("")
+	todo.NewStore(nil).ForUser(todo.UserID{})
 }
 
 func TestParseUserID(t *testing.T) {
@@ -129,4 +129,14 @@ func TestCleanTitle(t *testing.T) {
 			t.Errorf("CleanTitle(%q) = %q, %v; want %q ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
+}
+
+// parsed parses id, the only way to get a UserID.
+func parsed(t testing.TB, id string) todo.UserID {
+	t.Helper()
+	u, err := todo.ParseUserID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -12,30 +12,31 @@ import (
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+
+	"gatehouse.dev/kit/wire"
 )
 
-// UserID identifies the owner of a todo. The zero value is never a valid user.
-type UserID string
+// UserID identifies the owner of a todo. Only ParseUserID makes one, so
+// every view of the store was scoped by a checked id: ForUser("alice") does
+// not compile. The zero value is never a valid user.
+type UserID struct{ id string }
 
-// IsZero reports whether u is the empty (invalid) user.
-func (u UserID) IsZero() bool { return u == "" }
+// IsZero reports whether u is the zero (invalid) user.
+func (u UserID) IsZero() bool { return u.id == "" }
+
+// String returns the id as the proxy sent it.
+func (u UserID) String() string { return u.id }
 
 // ErrInvalidUserID is returned by ParseUserID.
 var ErrInvalidUserID = errors.New("todo: user id must be 1-128 printable ASCII characters without spaces or commas")
 
-// ParseUserID checks the proxy's X-User-ID value: 1–128 printable ASCII
-// characters, no spaces or commas (a comma would let a header list smuggle a
-// second identity).
+// ParseUserID checks the proxy's X-User-ID value by the rule the proxy
+// applies to a token's sub (wire.ValidUserID).
 func ParseUserID(s string) (UserID, error) {
-	if len(s) == 0 || len(s) > 128 {
-		return "", ErrInvalidUserID
+	if !wire.ValidUserID(s) {
+		return UserID{}, ErrInvalidUserID
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' || c == ',' {
-			return "", ErrInvalidUserID
-		}
-	}
-	return UserID(s), nil
+	return UserID{s}, nil
 }
 
 // ErrNotFound is returned for a missing todo and for another user's todo
@@ -73,7 +74,7 @@ type Todo struct {
 	bun.BaseModel `bun:"table:todos,alias:t"`
 
 	ID        int64     `bun:"id,pk,autoincrement"`
-	UserID    UserID    `bun:"user_id,notnull"`
+	UserID    string    `bun:"user_id,notnull"` // the owner, as stored
 	Title     string    `bun:"title,notnull"`
 	Completed bool      `bun:"completed,notnull"`
 	CreatedAt time.Time `bun:"created_at,notnull,default:now()"`
@@ -89,7 +90,7 @@ func (t Todo) MarshalJSON() ([]byte, error) {
 		ID        int64  `json:"id"`
 		Title     string `json:"title"`
 		Completed bool   `json:"completed"`
-		UserID    UserID `json:"user_id"`
+		UserID    string `json:"user_id"`
 		CreatedAt string `json:"created_at"`
 		UpdatedAt string `json:"updated_at"`
 	}{t.ID, t.Title, t.Completed, t.UserID,

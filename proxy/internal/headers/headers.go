@@ -6,11 +6,13 @@ package headers
 import (
 	"net/http"
 	"strings"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // Headers the proxy sets on every forwarded request (canonical forms).
 const (
-	UserID          = "X-User-Id"
+	UserID          = wire.HeaderUserID
 	ForwardedFor    = "X-Forwarded-For"
 	ForwardedProto  = "X-Forwarded-Proto"
 	ForwardedHost   = "X-Forwarded-Host"

@@ -3,12 +3,12 @@
 // follows authsvc's announcements through Redis so that no request ever waits
 // on Redis to learn it.
 //
-// # Protocol (authsvc/internal/revoke is the writer; change both together)
+// # Protocol
 //
-//   - Sorted set <prefix>revoked_sids: member = session id (the JWT's "sid"),
-//     score = Unix seconds after which no token with that sid can be valid.
-//   - Pub/sub channel <prefix>revocations: "<sid> <expiryUnixSeconds>",
-//     published after the ZADD.
+// kit/wire's: the sorted set wire.RevokedKey(prefix) (member = session id,
+// score = Unix seconds after which no token with that sid can be valid) and
+// the channel wire.RevocationChannel(prefix), whose messages
+// wire.ParseRevocation reads. authsvc/internal/revoke is the writer.
 //
 // A Follower subscribes first and then reads the whole set (ZRANGEBYSCORE key
 // <now> +inf WITHSCORES), and reads it again on every (re)subscription
@@ -27,17 +27,15 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-)
 
-// DefaultPrefix is authsvc's default key prefix.
-const DefaultPrefix = "gatehouse:"
+	"gatehouse.dev/kit/wire"
+)
 
 // Defaults for Options left zero.
 const (
@@ -47,15 +45,9 @@ const (
 	DefaultCallTimeout = 2 * time.Second
 )
 
-// Key names the sorted set of revoked session ids for prefix.
-func Key(prefix string) string { return prefix + "revoked_sids" }
-
-// Channel names the pub/sub channel of revocations for prefix.
-func Channel(prefix string) string { return prefix + "revocations" }
-
 // Options configure a Follower. Zero fields take the defaults.
 type Options struct {
-	// Prefix is the key prefix; "" means DefaultPrefix.
+	// Prefix is the key prefix; "" means wire.DefaultRedisPrefix.
 	Prefix string
 	// PruneEvery is how often expired entries are dropped from memory.
 	PruneEvery time.Duration
@@ -97,7 +89,7 @@ type Follower struct {
 // New returns a Follower reading through rdb. Call Run to start following.
 func New(rdb *redis.Client, opt Options) *Follower {
 	if opt.Prefix == "" {
-		opt.Prefix = DefaultPrefix
+		opt.Prefix = wire.DefaultRedisPrefix
 	}
 	if opt.PruneEvery <= 0 {
 		opt.PruneEvery = DefaultPruneEvery
@@ -117,7 +109,7 @@ func New(rdb *redis.Client, opt Options) *Follower {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Follower{rdb: rdb, key: Key(opt.Prefix), ch: Channel(opt.Prefix), opt: opt, sids: map[string]int64{}, loaded: make(chan struct{})}
+	return &Follower{rdb: rdb, key: wire.RevokedKey(opt.Prefix), ch: wire.RevocationChannel(opt.Prefix), opt: opt, sids: map[string]int64{}, loaded: make(chan struct{})}
 }
 
 // Revoked reports whether tokens carrying sid must be refused. The empty sid
@@ -216,17 +208,13 @@ func (f *Follower) reload(ctx context.Context) error {
 	return nil
 }
 
-// apply handles one pub/sub payload, "<sid> <exp>".
+// apply handles one pub/sub payload.
 func (f *Follower) apply(payload string) error {
-	i := strings.LastIndexByte(payload, ' ')
-	if i <= 0 {
-		return errors.New("revocation message is not \"<sid> <exp>\"")
-	}
-	exp, err := strconv.ParseInt(payload[i+1:], 10, 64)
+	sid, exp, err := wire.ParseRevocation(payload)
 	if err != nil {
-		return errors.New("revocation message has a bad expiry")
+		return err
 	}
-	if f.add(payload[:i], exp, f.opt.Now().Unix()) {
+	if f.add(sid, exp, f.opt.Now().Unix()) {
 		f.reportSize()
 	}
 	return nil

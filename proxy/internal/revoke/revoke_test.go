@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/revoke"
 )
 
@@ -35,7 +36,7 @@ func follow(t *testing.T, c *clock) (*revoke.Follower, *redis.Client, string) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		rdb.Del(context.Background(), revoke.Key(prefix))
+		rdb.Del(context.Background(), wire.RevokedKey(prefix))
 		rdb.Close()
 	})
 	select {
@@ -65,7 +66,7 @@ func TestExpiredEntriesArePruned(t *testing.T) {
 		var sid string
 		var d int64
 		fmt.Sscanf(m, "%s %d", &sid, &d)
-		if err := rdb.Publish(ctx, revoke.Channel(prefix), fmt.Sprintf("%s %d", sid, now+d)).Err(); err != nil {
+		if err := rdb.Publish(ctx, wire.RevocationChannel(prefix), fmt.Sprintf("%s %d", sid, now+d)).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,13 +92,13 @@ func TestMessages(t *testing.T) {
 		fmt.Sprintf("sid-ok %d", exp),
 		fmt.Sprintf("sid-ok %d", exp-300), // an earlier expiry does not shorten it
 	} {
-		if err := rdb.Publish(ctx, revoke.Channel(prefix), m).Err(); err != nil {
+		if err := rdb.Publish(ctx, wire.RevocationChannel(prefix), m).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, "sid-ok held", func() bool { return f.Revoked("sid-ok") })
 	// Messages arrive in order: once the last one is seen, every earlier one was handled.
-	if err := rdb.Publish(ctx, revoke.Channel(prefix), fmt.Sprintf("sid-last %d", exp)).Err(); err != nil {
+	if err := rdb.Publish(ctx, wire.RevocationChannel(prefix), fmt.Sprintf("sid-last %d", exp)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "sid-last held", func() bool { return f.Revoked("sid-last") })

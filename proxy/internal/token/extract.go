@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // MaxTokenBytes is the largest token accepted (SPEC: tokens over 8 KiB are
@@ -22,10 +24,9 @@ const (
 )
 
 // CookieNames returns the names of the access cookie for prefix, in the order
-// authsvc may set them: "<prefix>.access_token" and, on https,
-// "__Secure-<prefix>.access_token".
+// authsvc may set them: plain and, on https, __Secure- prefixed.
 func CookieNames(prefix string) []string {
-	return []string{prefix + ".access_token", "__Secure-" + prefix + ".access_token"}
+	return []string{wire.AccessCookie(prefix, false), wire.AccessCookie(prefix, true)}
 }
 
 // Extract finds the access token: "Authorization: Bearer <jwt>", else one of

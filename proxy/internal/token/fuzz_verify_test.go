@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/token"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
@@ -166,7 +167,7 @@ func checkAccepted(t *testing.T, v *token.Verifier, ed *tokentest.Key, raw strin
 		t.Fatalf("accepted aud %#v", pay["aud"])
 	}
 	sub, _ := pay["sub"].(string)
-	if !token.ValidSubject(sub) || c.Subject != sub {
+	if !wire.ValidUserID(sub) || c.Subject != sub {
 		t.Fatalf("accepted sub %#v, claims say %q", pay["sub"], c.Subject)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // Algorithms accepted. JWKS keys sign with the asymmetric ones; the shared
@@ -215,7 +217,7 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string) (*Claims, *cacheE
 	if err := strictClaims(raw); err != nil {
 		return nil, nil, fail(ReasonMalformed, err)
 	}
-	if !ValidSubject(c.Subject) {
+	if !wire.ValidUserID(c.Subject) {
 		if c.Subject == "" {
 			return nil, nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
 		}
@@ -366,20 +368,6 @@ const (
 	jwsOK
 	jwsDot
 )
-
-// ValidSubject reports whether sub may be forwarded as X-User-ID: 1–128
-// printable ASCII characters without spaces or commas (SPEC).
-func ValidSubject(sub string) bool {
-	if len(sub) == 0 || len(sub) > 128 {
-		return false
-	}
-	for i := 0; i < len(sub); i++ {
-		if c := sub[i]; c <= ' ' || c > '~' || c == ',' {
-			return false
-		}
-	}
-	return true
-}
 
 // Status is the HTTP status for a token error: 503 while no JWKS key has ever
 // loaded (the token may well be valid, so telling the client to discard it
