@@ -51,6 +51,31 @@ func (r *Recorder) Read() []string {
 	return out
 }
 
+// CheckLoader runs a service's configuration loader through a Recorder twice,
+// with no environment and with env (to switch on what is read only when
+// something else is set), adds extra (names read outside the loader), and
+// calls Check with all of them.
+func CheckLoader(t testing.TB, service string, load func(lookup func(string) (string, bool)), env map[string]string, extra ...string) {
+	t.Helper()
+	read := map[string]bool{}
+	for _, e := range []map[string]string{nil, env} {
+		rec := NewRecorder(e)
+		load(rec.Lookup)
+		for _, k := range rec.Read() {
+			read[k] = true
+		}
+	}
+	for _, k := range extra {
+		read[k] = true
+	}
+	names := make([]string, 0, len(read))
+	for k := range read {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	Check(t, service, names)
+}
+
 // Check compares the variables a service read with those docs/configuration.md
 // documents for it (its own section plus "Every service").
 func Check(t testing.TB, service string, read []string) {

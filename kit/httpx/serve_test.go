@@ -8,23 +8,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"gatehouse.dev/kit/testenv"
+)
 
 // startServe runs Serve with a short drain and shutdown timeout and returns
 // its address, the cancel that stands for SIGTERM, and Serve's result.
 func startServe(t *testing.T, h http.Handler, drain, timeout time.Duration) (string, context.CancelFunc, <-chan error) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	errc := make(chan error, 1)
