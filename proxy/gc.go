@@ -25,8 +25,8 @@ const (
 	memoryLimitShare = 0.9
 )
 
-// cgroupMemoryFiles are where cgroup v2 and v1 publish the container's
-// memory limit.
+// cgroupMemoryFiles are where cgroup v2 and v1 publish the memory limit of
+// a container with its own cgroup namespace (the usual case).
 var cgroupMemoryFiles = []string{
 	"/sys/fs/cgroup/memory.max",
 	"/sys/fs/cgroup/memory/memory.limit_in_bytes",
@@ -54,9 +54,26 @@ func tuneGC(lookup func(string) (string, bool), readFile func(string) ([]byte, e
 
 // cgroupMemoryLimit returns the container's memory limit in bytes, and
 // whether there is one ("max" in cgroup v2, or v1's page-rounded
-// near-maximum, means none).
+// near-maximum, means none). Without a private cgroup namespace the
+// process's own cgroup is found through /proc/self/cgroup.
 func cgroupMemoryLimit(readFile func(string) ([]byte, error)) (int64, bool) {
-	for _, f := range cgroupMemoryFiles {
+	files := cgroupMemoryFiles
+	if b, err := readFile("/proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			// v2: "0::/path"; v1: "N:memory:/path" (or with other controllers).
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) != 3 || parts[2] == "/" {
+				continue
+			}
+			switch {
+			case parts[0] == "0" && parts[1] == "":
+				files = append(files, "/sys/fs/cgroup"+parts[2]+"/memory.max")
+			case strings.Contains(","+parts[1]+",", ",memory,"):
+				files = append(files, "/sys/fs/cgroup/memory"+parts[2]+"/memory.limit_in_bytes")
+			}
+		}
+	}
+	for _, f := range files {
 		b, err := readFile(f)
 		if err != nil {
 			continue

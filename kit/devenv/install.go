@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // PostgresBinDir returns the directory holding postgres, initdb and
@@ -37,17 +38,32 @@ func versionOf(dir string) int {
 	return v
 }
 
-// EnsureInstalled installs what the private Postgres and Redis servers need
-// (the "servers" set of TestPackages).
+// EnsureInstalled makes sure the private Postgres and Redis servers can
+// start: when their binaries are found (PostgresBinDir honours PG_BIN, and
+// redis-server on PATH) nothing is installed, whatever packaged them;
+// otherwise the "servers" set of TestPackages is installed.
 func EnsureInstalled() error {
+	_, pgErr := PostgresBinDir()
+	_, redisErr := exec.LookPath("redis-server")
+	if pgErr == nil && redisErr == nil {
+		return nil
+	}
 	return Install(TestPackages["servers"]...)
 }
 
 // InstallLock is the one lock every installer in the project takes, across
 // processes: parallel test binaries, devenv, the bench harness. Two apt-get
 // runs at once fail on dpkg's own lock (issue 12), so nobody calls apt-get
-// but Install.
-const InstallLock = "/var/lock/gatehouse-install.lock"
+// but Install. It lives in /run, which only root can write (a lock in a
+// world-writable folder could be held by anyone).
+const InstallLock = "/run/gatehouse-install.lock"
+
+// Seams for the tests; production code never changes them.
+var (
+	geteuid      = os.Geteuid
+	lockPath     = InstallLock
+	policyRCPath = "/usr/sbin/policy-rc.d"
+)
 
 // Install makes sure every named Debian package is installed. Packages that
 // dpkg already reports installed cost nothing; the rest are installed with
@@ -59,14 +75,10 @@ func Install(pkgs ...string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	if os.Geteuid() != 0 {
+	if geteuid() != 0 {
 		return fmt.Errorf("missing Debian packages: install them with `apt-get install %s`, or run as root", strings.Join(missing, " "))
 	}
-	lockPath := InstallLock
-	if _, err := os.Stat(filepath.Dir(lockPath)); err != nil {
-		lockPath = filepath.Join(os.TempDir(), filepath.Base(InstallLock))
-	}
-	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("install lock: %w", err)
 	}
@@ -98,7 +110,7 @@ func missingPackages(pkgs []string) []string {
 // duration), so nothing ends up listening on a default port. Callers hold
 // InstallLock.
 func aptInstall(pkgs []string) error {
-	const policy = "/usr/sbin/policy-rc.d"
+	policy := policyRCPath
 	if _, err := os.Stat(policy); errors.Is(err, os.ErrNotExist) {
 		if err := os.WriteFile(policy, []byte("#!/bin/sh\nexit 101\n"), 0o755); err == nil {
 			defer os.Remove(policy)
@@ -108,9 +120,20 @@ func aptInstall(pkgs []string) error {
 	// Another apt-get (not ours: unattended-upgrades, a person) may hold
 	// dpkg's lock; wait for it rather than fail.
 	lockWait := []string{"-o", "DPkg::Lock::Timeout=600"}
-	update := exec.Command("apt-get", append(lockWait, "update", "-qq")...)
-	update.Stdout, update.Stderr = os.Stderr, os.Stderr
-	if err := update.Run(); err != nil {
+	// The lists lock of apt-get update may not honour that timeout on
+	// every apt version: a few tries, a few seconds apart.
+	var err error
+	for try := range 5 {
+		if try > 0 {
+			time.Sleep(3 * time.Second)
+		}
+		update := exec.Command("apt-get", append(lockWait, "update", "-qq")...)
+		update.Stdout, update.Stderr = os.Stderr, os.Stderr
+		if err = update.Run(); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("apt-get update: %w", err)
 	}
 	args := append(lockWait, "install", "-y", "-qq", "--no-install-recommends")

@@ -136,10 +136,14 @@ func Serve(ctx context.Context, c ServeConfig) error {
 		// never sent a request (net/http treats StateNew as busy until then):
 		// a client pool's spare connection held a rolling update for
 		// DRAIN_DELAY + SHUTDOWN_TIMEOUT and made it fail (issue 12).
-		// Close those while Shutdown waits for the rest.
-		stop := quiet[i].closeWhileShuttingDown()
+		// Close those while Shutdown waits for the rest: the closer starts
+		// from RegisterOnShutdown, after net/http has marked the server as
+		// shutting down, so a connection still in StateNew then can only
+		// be one whose request net/http would drop anyway.
+		done := make(chan struct{})
+		s.RegisterOnShutdown(func() { quiet[i].closeUntil(done) })
 		err := s.Shutdown(sctx)
-		stop()
+		close(done)
 		if err != nil {
 			errs = append(errs, err)
 			_ = s.Close()
@@ -154,8 +158,9 @@ func Serve(ctx context.Context, c ServeConfig) error {
 
 // quietConns tracks a server's connections so that shutdown can close the
 // ones that have not yet sent a whole request (StateNew). Closing them loses
-// nothing: once Shutdown has begun, net/http drops any request whose header
-// it finishes reading instead of serving it. The set changes under the
+// nothing: once Shutdown has marked the server, net/http drops any request
+// whose header it finishes reading instead of serving it, and a connection
+// whose header was read before that is already StateActive. The set changes under the
 // mutex only when a connection opens or closes, never per request.
 type quietConns struct {
 	mu    sync.Mutex
@@ -201,24 +206,19 @@ func (q *quietConns) closeQuiet() {
 	}
 }
 
-// closeWhileShuttingDown closes quiet connections now and every 50 ms (one
-// accepted just before the listener closed) until the returned stop is
-// called.
-func (q *quietConns) closeWhileShuttingDown() (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			q.closeQuiet()
-			select {
-			case <-done:
-				return
-			case <-tk.C:
-			}
+// closeUntil closes quiet connections now and every 50 ms (one accepted
+// just before the listener closed) until done is closed.
+func (q *quietConns) closeUntil(done <-chan struct{}) {
+	tk := time.NewTicker(50 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		q.closeQuiet()
+		select {
+		case <-done:
+			return
+		case <-tk.C:
 		}
-	}()
-	return func() { close(done) }
+	}
 }
 
 type quietListener struct{ net.Listener }
