@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/wire"
 )
 
 // HeaderRequestID is the request ID header, taken from the caller when well
@@ -231,6 +233,7 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 const maxLoggedPath = 512
 
 func boundedPath(p string) string {
+	p = wire.LoggablePath(p)
 	if len(p) <= maxLoggedPath {
 		return p
 	}

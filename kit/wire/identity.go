@@ -57,3 +57,19 @@ func cookieName(prefix, name string, secure bool) string {
 	}
 	return prefix + "." + name
 }
+
+// secretPathPrefixes are routes whose path carries a credential: Better
+// Auth's reset link is GET /api/auth/reset-password/<token>, live for an
+// hour. Every access log (proxy and authsvc alike) redacts what follows.
+var secretPathPrefixes = []string{"/api/auth/reset-password/"}
+
+// LoggablePath returns p with any credential it carries replaced by
+// "[redacted]", for logs.
+func LoggablePath(p string) string {
+	for _, prefix := range secretPathPrefixes {
+		if len(p) > len(prefix) && p[:len(prefix)] == prefix {
+			return prefix + "[redacted]"
+		}
+	}
+	return p
+}

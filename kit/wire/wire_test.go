@@ -57,3 +57,16 @@ func TestCookieNames(t *testing.T) {
 		}
 	}
 }
+
+func TestLoggablePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/api/auth/reset-password/abcDEF123": "/api/auth/reset-password/[redacted]",
+		"/api/auth/reset-password/":          "/api/auth/reset-password/",
+		"/api/auth/reset-password":           "/api/auth/reset-password",
+		"/api/v1/todos/7":                    "/api/v1/todos/7",
+	} {
+		if got := LoggablePath(in); got != want {
+			t.Errorf("LoggablePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
