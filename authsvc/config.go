@@ -1,16 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/kit/redisx"
 	"gatehouse.dev/kit/wire"
 )
 
@@ -45,8 +45,9 @@ type config struct {
 	// the proxies (internal/revoke) and failed sign-ins counted per account
 	// (internal/throttle).
 	RedisURL     string
-	RedisPrefix  string        // REDIS_PREFIX: prepended to every key and channel
-	RedisTimeout time.Duration // dial, read and write: a dead Redis never stalls sign-out for long
+	Redis        *redisx.Config // RedisURL parsed, with REDIS_CA_FILE and REDIS_SENTINEL_PASSWORD; nil when off
+	RedisPrefix  string         // REDIS_PREFIX: prepended to every key and channel
+	RedisTimeout time.Duration  // dial, read and write: a dead Redis never stalls sign-out for long
 
 	SignInFreeFailures int           // failures per account before sign-ins slow down
 	SignInDelayBase    time.Duration // first delay, doubling per further failure
@@ -86,7 +87,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		HashConcurrency: e.Int("PASSWORD_HASH_CONCURRENCY", min(max(runtime.GOMAXPROCS(0), 1), 8), 1, 256),
 		HashQueueWait:   e.Duration("PASSWORD_HASH_QUEUE_WAIT", 10*time.Second),
 
-		RedisURL:     e.URL("REDIS_URL", "", "redis", "rediss"),
+		RedisURL:     e.Str("REDIS_URL", ""),
 		RedisPrefix:  e.Str("REDIS_PREFIX", wire.DefaultRedisPrefix),
 		RedisTimeout: e.Duration("REDIS_TIMEOUT", 500*time.Millisecond),
 
@@ -96,9 +97,17 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		SignInFailWindow:   e.Duration("SIGNIN_FAIL_WINDOW", 15*time.Minute),
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			// The parser's message may quote the URL, which can hold a password.
-			e.Fail("REDIS_URL", "not a valid Redis URL: want redis://[:password@]host:port/db")
+		// One server, Sentinel or Cluster (kit/redisx); its errors never
+		// quote the URL, which can hold a password.
+		rc, err := redisx.Parse(c.RedisURL, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: e.Getenv("REDIS_SENTINEL_PASSWORD")})
+		var ce *redisx.ConfigError
+		switch {
+		case errors.As(err, &ce):
+			e.Fail(ce.Var, ce.Msg)
+		case err != nil:
+			e.Fail("REDIS_URL", "not valid")
+		default:
+			c.Redis = rc
 		}
 	}
 	if c.SignInDelayMax < c.SignInDelayBase {

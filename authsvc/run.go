@@ -24,6 +24,7 @@ import (
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/kit/logging"
 	"gatehouse.dev/kit/pgdb"
+	"gatehouse.dev/kit/redisx"
 )
 
 // keyMargin is added to JWT_TTL before a superseded key leaves the JWKS:
@@ -178,32 +179,27 @@ func runKeysRotate(ctx context.Context, cfg config, log *zap.Logger, out io.Writ
 // openRedis connects to REDIS_URL, or returns nil when it is unset. Redis
 // being down at start-up is only a warning: revocations queue for retry and
 // sign-in throttling fails open until it is back.
-func openRedis(ctx context.Context, cfg config, log *zap.Logger) (*redis.Client, error) {
-	if cfg.RedisURL == "" {
+func openRedis(ctx context.Context, cfg config, log *zap.Logger) (redis.UniversalClient, error) {
+	if cfg.Redis == nil {
 		log.Warn("REDIS_URL is not set: signed-out sessions are not revoked at the proxies, so their " +
 			"access tokens stay valid until JWT_TTL after sign-out, and failed sign-ins are not slowed per account")
 		return nil, nil
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, errors.New("REDIS_URL: not a valid Redis URL")
-	}
-	// Short timeouts and one retry: sign-out makes one attempt in-line and
-	// leaves the rest to the background retry.
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
-	opt.PoolTimeout = cfg.RedisTimeout
-	opt.MaxRetries = 1
-	opt.DialerRetries = 1 // go-redis would otherwise dial 5 times per attempt
-	opt.ContextTimeoutEnabled = true
 	// go-redis logs pool trouble through a process-wide logger, to stderr by
 	// default; our own warnings already report every failure that matters.
 	redis.SetLogger(redisLogger{log})
-	rdb := redis.NewClient(opt)
+	// Short timeouts and one retry: sign-out makes one attempt in-line and
+	// leaves the rest to the background retry. One dial per attempt (go-redis
+	// would otherwise dial 5 times).
+	rdb := cfg.Redis.NewClient(redisx.Options{
+		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+		PoolTimeout: cfg.RedisTimeout, MaxRetries: 1, DialAttempts: 1,
+	})
 	pctx, cancel := context.WithTimeout(ctx, 2*cfg.RedisTimeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		log.Warn("Redis unreachable at start-up: revocations will be retried and sign-in throttling fails open until it is back",
-			zap.String("redis_addr", opt.Addr), zap.Error(err))
+			zap.Stringer("redis", cfg.Redis), zap.Error(err))
 	}
 	return rdb, nil
 }
@@ -215,7 +211,7 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug("go-redis: " + fmt.Sprintf(format, v...))
 }
 
-func newRevoker(cfg config, rdb *redis.Client, m *authMetrics, log *zap.Logger) *revoke.Publisher {
+func newRevoker(cfg config, rdb redis.UniversalClient, m *authMetrics, log *zap.Logger) *revoke.Publisher {
 	return revoke.New(rdb, revoke.Options{
 		Prefix: cfg.RedisPrefix, TokenTTL: cfg.JWTTTL,
 		Observer: revoke.Observer{
@@ -234,7 +230,7 @@ func newRevoker(cfg config, rdb *redis.Client, m *authMetrics, log *zap.Logger) 
 	})
 }
 
-func newThrottle(cfg config, rdb *redis.Client) *throttle.Throttle {
+func newThrottle(cfg config, rdb redis.UniversalClient) *throttle.Throttle {
 	return throttle.New(rdb, throttle.Options{
 		Prefix: cfg.RedisPrefix, Free: cfg.SignInFreeFailures,
 		Base: cfg.SignInDelayBase, Max: cfg.SignInDelayMax, Window: cfg.SignInFailWindow,

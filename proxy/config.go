@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/kit/redisx"
 	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/clientip"
 	"gatehouse.dev/proxy/internal/ratelimit"
@@ -33,9 +35,10 @@ type config struct {
 	// (SIGNATURE_CACHE_SIZE, default 10000; 0 disables it).
 	SignatureCacheSize int
 
-	RedisURL             string        // "" means in-process limiting only, and no revocation
-	RevocationPrefix     string        // REDIS_PREFIX: Redis key prefix shared with authsvc
-	RevocationStartWait  time.Duration // REVOCATION_START_WAIT: how long start-up waits for the first read
+	RedisURL             string         // "" means in-process limiting only, and no revocation
+	Redis                *redisx.Config // REDIS_URL parsed (with REDIS_CA_FILE, REDIS_SENTINEL_PASSWORD); nil when off
+	RevocationPrefix     string         // REDIS_PREFIX: Redis key prefix shared with authsvc
+	RevocationStartWait  time.Duration  // REVOCATION_START_WAIT: how long start-up waits for the first read
 	AuthRateLimit        ratelimit.Limit
 	AuthGeneralRateLimit ratelimit.Limit
 	TrustedProxies       *clientip.Resolver
@@ -95,11 +98,17 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		e.Fail("JWKS_URL", "neither JWKS_URL nor JWT_SECRET is set: set at least one so tokens can be verified")
 	}
 
+	// REDIS_URL: one server, Sentinel or Cluster (kit/redisx).
 	if v := optional("REDIS_URL", "redis://127.0.0.1:6379/0"); v != "" {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			e.Fail("REDIS_URL", "not a valid URL: want redis://host:port/db, or empty for in-process limiting")
-		} else {
-			c.RedisURL = v
+		rc, err := redisx.Parse(v, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: plain("REDIS_SENTINEL_PASSWORD")})
+		var ce *redisx.ConfigError
+		switch {
+		case errors.As(err, &ce):
+			e.Fail(ce.Var, ce.Msg+", or empty for in-process limiting")
+		case err != nil:
+			e.Fail("REDIS_URL", "not valid")
+		default:
+			c.RedisURL, c.Redis = v, rc
 		}
 	}
 	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {

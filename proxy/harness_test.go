@@ -97,7 +97,7 @@ type harness struct {
 	m        *metrics
 	verifier *token.Verifier
 	revoked  *revoke.Follower
-	rdb      *redis.Client // the Redis the proxy uses, for tests to write to; nil without Redis
+	rdb      redis.UniversalClient // the Redis the proxy uses, for tests to write to; nil without Redis
 	limiter  *ratelimit.Limiter
 	lc       *httpx.Lifecycle
 	handler  http.Handler
@@ -169,12 +169,9 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rdb *redis.Client
-	if cfg.RedisURL != "" {
-		rdb, err = ratelimit.NewClient(cfg.RedisURL, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+	var rdb redis.UniversalClient
+	if cfg.Redis != nil {
+		rdb = ratelimit.NewClient(cfg.Redis, 5*time.Second)
 		t.Cleanup(func() { rdb.Close() })
 		h.rdb = rdb
 	}

@@ -93,11 +93,9 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 		return err
 	}
 
-	var rdb *redis.Client
-	if cfg.RedisURL != "" {
-		if rdb, err = ratelimit.NewClient(cfg.RedisURL, ratelimit.DefaultCallTimeout); err != nil {
-			return fmt.Errorf("REDIS_URL: %w", err)
-		}
+	var rdb redis.UniversalClient
+	if cfg.Redis != nil {
+		rdb = ratelimit.NewClient(cfg.Redis, ratelimit.DefaultCallTimeout)
 		defer rdb.Close()
 	} else {
 		log.Warn("REDIS_URL is empty: rate limits are per process, and signed-out sessions' tokens stay valid until they expire")
@@ -132,7 +130,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	log.Info("starting",
 		zap.String("backend", cfg.BackendURL.Redacted()), zap.String("authsvc", cfg.AuthsvcURL.Redacted()),
 		zap.Bool("web", cfg.WebURL != nil), zap.Bool("jwks", cfg.JWKSURL != ""), zap.Bool("hs256", cfg.JWTSecret != nil),
-		zap.Bool("redis", rdb != nil), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit))
+		zap.Bool("redis", rdb != nil), zap.Stringer("redis_topology", cfg.Redis), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit))
 	return httpx.Serve(ctx, httpx.ServeConfig{
 		Log: log, Main: srv, Metrics: metricsSrv, Lifecycle: lc,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
@@ -143,13 +141,10 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 // revokes nothing) when REDIS_URL is empty. Its Redis client is closed when
 // Run returns. opt's Prefix, Log and hooks are filled in here.
 func newFollower(cfg config, log *zap.Logger, m *metrics, opt revoke.Options) (*revoke.Follower, error) {
-	if cfg.RedisURL == "" {
+	if cfg.Redis == nil {
 		return nil, nil
 	}
-	rdb, err := revoke.NewClient(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
+	rdb := revoke.NewClient(cfg.Redis)
 	opt.Prefix = cfg.RevocationPrefix
 	opt.Log = log
 	opt.OnReload = func(int) { m.revocationReloads.Inc() }

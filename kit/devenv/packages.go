@@ -12,6 +12,8 @@ var TestPackages = map[string][]string{
 	"browser": {"chromium"},                         // e2e browser tests
 	"podman":  {"podman", "runc", "busybox-static"}, // k8s container test
 	"bench":   {"wrk", "nginx"},                     // make bench
+	// e2e/topology_*: Sentinel, Cluster, TLS Redis, PgBouncer, a PG standby.
+	"distributed": {"redis-server", "redis-sentinel", "redis-tools", "pgbouncer", "postgresql"},
 }
 
 // AllTestPackages returns the union of TestPackages, sorted.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,14 @@ type RedisOptions struct {
 	Port int
 	// Durable turns on the append-only file (make run).
 	Durable bool
+	// Args are more redis-server arguments (--replicaof …, --cluster-enabled
+	// yes …), appended last.
+	Args []string
+	// TLS, when set, makes the server speak TLS only, on Port.
+	TLS *RedisTLS
+	// Sentinel, when set, runs a sentinel (redis-server --sentinel) instead
+	// of a data server.
+	Sentinel *SentinelOptions
 }
 
 // Redis is a private redis-server.
@@ -84,6 +91,10 @@ func (r *Redis) Start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if args, err = r.topologyArgs(args); err != nil {
+		lf.Close()
+		return err
+	}
 	cmd := command(r.cred, lf, "redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -99,7 +110,7 @@ func (r *Redis) Start() error {
 }
 
 func (r *Redis) ping() bool {
-	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	c, err := r.dial()
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"gatehouse.dev/kit/redisx"
 )
 
 // Defaults for Limiter fields left zero.
@@ -36,14 +38,16 @@ type Limiter struct {
 	// every switch.
 	OnBackend func(Backend)
 
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	rl      *redis_rate.Limiter
 	mem     *Memory
 	onRedis atomic.Bool
 }
 
-// New returns a Limiter over rdb; with rdb nil it limits in process only.
-func New(rdb *redis.Client) *Limiter {
+// New returns a Limiter over rdb (one server, Sentinel's master or a
+// Cluster: every bucket is one key, so one slot); with rdb nil it limits in
+// process only.
+func New(rdb redis.UniversalClient) *Limiter {
 	l := &Limiter{rdb: rdb, mem: NewMemory(0)}
 	if rdb != nil {
 		l.rl = redis_rate.NewLimiter(rdb)
@@ -157,22 +161,15 @@ func (l *Limiter) ping(ctx context.Context) error {
 	return l.rdb.Ping(cctx).Err()
 }
 
-// NewClient returns a go-redis client for redisURL tuned for the limiter: no
-// retries and short dial/read/write timeouts, so a dead Redis costs one short
-// wait and then the in-process fallback. The URL is never part of the error.
-func NewClient(redisURL string, callTimeout time.Duration) (*redis.Client, error) {
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return nil, errors.New("invalid Redis URL")
-	}
+// NewClient returns a go-redis client for c (kit/redisx) tuned for the
+// limiter: no retries and short dial/read/write timeouts, so a dead Redis
+// costs one short wait and then the in-process fallback.
+func NewClient(c *redisx.Config, callTimeout time.Duration) redis.UniversalClient {
 	if callTimeout <= 0 {
 		callTimeout = DefaultCallTimeout
 	}
-	opt.MaxRetries = -1
-	opt.DialTimeout = max(2*callTimeout, 200*time.Millisecond)
-	opt.ReadTimeout = callTimeout
-	opt.WriteTimeout = callTimeout
-	opt.PoolTimeout = callTimeout
-	opt.ContextTimeoutEnabled = true
-	return redis.NewClient(opt), nil
+	return c.NewClient(redisx.Options{
+		DialTimeout: max(2*callTimeout, 200*time.Millisecond),
+		ReadTimeout: callTimeout, WriteTimeout: callTimeout, PoolTimeout: callTimeout,
+	})
 }

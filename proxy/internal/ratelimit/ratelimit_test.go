@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse.dev/kit/redisx"
 	"gatehouse.dev/kit/testenv"
 	"gatehouse.dev/proxy/internal/ratelimit"
 )
@@ -142,10 +143,11 @@ func TestRedisSharedAcrossInstances(t *testing.T) {
 
 func TestFallbackAndRecovery(t *testing.T) {
 	srv := testenv.NewRedis(t)
-	rdb, err := ratelimit.NewClient(srv.URL(), 200*time.Millisecond)
+	rc, err := redisx.Parse(srv.URL(), redisx.Extra{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rdb := ratelimit.NewClient(rc, 200*time.Millisecond)
 	defer rdb.Close()
 	l := ratelimit.New(rdb)
 	l.Prefix = "fallback:"

@@ -25,7 +25,6 @@ package revoke
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"gatehouse.dev/kit/redisx"
 	"gatehouse.dev/kit/wire"
 )
 
@@ -74,7 +74,7 @@ type Options struct {
 // is safe for concurrent use; Revoked never touches the network. A nil
 // *Follower revokes nothing (revocation disabled: REDIS_URL empty).
 type Follower struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	key, ch string
 	opt     Options
 
@@ -87,7 +87,7 @@ type Follower struct {
 }
 
 // New returns a Follower reading through rdb. Call Run to start following.
-func New(rdb *redis.Client, opt Options) *Follower {
+func New(rdb redis.UniversalClient, opt Options) *Follower {
 	if opt.Prefix == "" {
 		opt.Prefix = wire.DefaultRedisPrefix
 	}
@@ -314,20 +314,16 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
-// NewClient returns a go-redis client for redisURL sized for a Follower: a
-// separate pool from the rate limiter's (whose 100 ms budget is too tight for
-// reading a large set), short dials, no retries (Run retries). The URL is
-// never part of the error.
-func NewClient(redisURL string) (*redis.Client, error) {
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return nil, errors.New("invalid Redis URL")
-	}
-	opt.MaxRetries = -1
-	opt.DialTimeout = time.Second
-	opt.ReadTimeout = DefaultCallTimeout
-	opt.WriteTimeout = DefaultCallTimeout
-	opt.PoolSize = 4
-	opt.ContextTimeoutEnabled = true
-	return redis.NewClient(opt), nil
+// NewClient returns a go-redis client for c (kit/redisx) sized for a
+// Follower: a separate pool from the rate limiter's (whose 100 ms budget is
+// too tight for reading a large set), short dials, no retries (Run retries).
+// On a Cluster the subscription is plain SUBSCRIBE, which Redis Cluster
+// broadcasts to every node, so a follower hears authsvc's PUBLISH whichever
+// node either of them is connected to; through Sentinel, go-redis dials the
+// current master on every reconnect, so the subscription moves with a
+// failover.
+func NewClient(c *redisx.Config) redis.UniversalClient {
+	return c.NewClient(redisx.Options{
+		DialTimeout: time.Second, ReadTimeout: DefaultCallTimeout, WriteTimeout: DefaultCallTimeout, PoolSize: 4,
+	})
 }
