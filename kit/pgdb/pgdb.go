@@ -41,6 +41,18 @@ func Open(dsn string, o Options) (*bun.DB, error) {
 		o.ConnectTimeout = 3 * time.Second
 	}
 	cfg.ConnectTimeout = o.ConnectTimeout
+	// Through PgBouncer in transaction pooling (SPEC "Redis and Postgres
+	// beyond one machine") a named prepared statement lives on one server
+	// connection while the next query may run on another: pgx's default
+	// (cache_statement) then fails with "prepared statement … does not
+	// exist" or "… already exists". Exec mode sends each query as one
+	// unnamed Parse/Bind/Execute/Sync, which pooling cannot split. bun
+	// interpolates arguments itself, so nearly every query text is new and
+	// the statement cache bought little anyway. An explicit
+	// default_query_exec_mode in DATABASE_URL wins.
+	if !strings.Contains(dsn, "default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	if o.MaxOpenConns == 0 {
 		o.MaxOpenConns = 20
 	}
@@ -65,17 +77,28 @@ func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS, name string, log *zap.
 	h.Write([]byte("gatehouse-migrate:" + name))
 	key := int64(h.Sum64())
 
-	conn, err := db.Conn(ctx) // advisory locks belong to a session: hold one connection
+	// The lock is transaction-level, taken in a transaction that stays open
+	// (doing nothing else) until every migration is applied, and released by
+	// its rollback. A session-level pg_advisory_lock would not survive
+	// PgBouncer's transaction pooling: the lock stays on whichever server
+	// connection ran the SELECT, a second replica may be handed that very
+	// connection (advisory locks are re-entrant) and the unlock may run
+	// elsewhere. An open transaction keeps its server connection, so the lock
+	// means the same directly and through a pooler. Waiting replicas poll with
+	// pg_try_advisory_xact_lock instead of blocking, so they do not sit on
+	// server connections the holder needs for the migrations themselves
+	// (which run on other connections of its pool): behind a pooler of N
+	// server connections, any number of replicas can start at once if N ≥ 2.
+	if n := db.Stats().MaxOpenConnections; n == 1 {
+		// One connection holds the lock; the migrations need another.
+		db.SetMaxOpenConns(2)
+		defer db.SetMaxOpenConns(n)
+	}
+	lock, err := lockTx(ctx, db, key)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", key); err != nil {
-		return fmt.Errorf("migrate: advisory lock: %w", err)
-	}
-	defer func() {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", key)
-	}()
+	defer func() { _ = lock.Rollback() }()
 
 	migrations := migrate.NewMigrations()
 	if err := migrations.Discover(fsys); err != nil {
@@ -98,6 +121,33 @@ func Migrate(ctx context.Context, db *bun.DB, fsys fs.FS, name string, log *zap.
 		log.Info("database migrated", zap.String("group", group.String()))
 	}
 	return nil
+}
+
+// lockTx returns an open transaction holding the transaction-level advisory
+// lock key, polling until it is free or ctx ends.
+func lockTx(ctx context.Context, db *bun.DB, key int64) (bun.Tx, error) {
+	wait := 50 * time.Millisecond
+	for {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return tx, fmt.Errorf("migrate: %w", err)
+		}
+		var got bool
+		if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(?)", key).Scan(&got); err != nil {
+			_ = tx.Rollback()
+			return tx, fmt.Errorf("migrate: advisory lock: %w", err)
+		}
+		if got {
+			return tx, nil
+		}
+		_ = tx.Rollback()
+		select {
+		case <-ctx.Done():
+			return tx, fmt.Errorf("migrate: waiting for another replica's migration: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // Unavailable reports whether err means the database could not be reached

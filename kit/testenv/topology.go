@@ -67,3 +67,16 @@ func NewRedisCluster(t testing.TB, n int) *devenv.RedisCluster {
 	t.Cleanup(c.Stop)
 	return c
 }
+
+// NewPgBouncer starts pgbouncer in transaction pooling mode (pool size
+// poolSize; 0 means 20) in front of pg and stops it when the test ends.
+func NewPgBouncer(t testing.TB, pg *devenv.Postgres, poolSize int) *devenv.PgBouncer {
+	t.Helper()
+	dir := topologyDir(t, "pgbouncer")
+	b, err := devenv.StartPgBouncer(pg, devenv.PgBouncerOptions{Dir: dir + "/bouncer", PoolSize: poolSize})
+	if err != nil {
+		t.Fatalf("testenv: PgBouncer: %v", err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
