@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gatehouse.dev/kit/devenv"
 	"gatehouse.dev/kit/testenv"
 )
 
@@ -183,4 +184,117 @@ func sessionState(ctx context.Context, url string) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("pid %d: search_path=%s statement_timeout=%s TimeZone=%s isolation=%s prepared=%d", pid, sp, st, tz, iso, prepared)
+}
+
+// A primary and a synchronous streaming standby; both services get a
+// multi-host DATABASE_URL with target_session_attrs=read-write. Under write
+// load the primary is killed (SIGKILL to every process of it) and, after a
+// pause standing in for failure detection, the standby is promoted. Writes
+// resume without restarting anything, no acknowledged todo is lost, and
+// /readyz answers 503 while no writable database is reachable and 200 again
+// after the promotion.
+func TestTopologyPostgresFailover(t *testing.T) {
+	t.Parallel()
+	primary, standby := testenv.NewPostgresPair(t, true)
+	s := StartStack(t, Options{Postgres: primary,
+		AuthEnv:    []string{"DATABASE_URL=" + devenv.MultiHostURL("auth", primary, standby)},
+		BackendEnv: []string{"DATABASE_URL=" + devenv.MultiHostURL("backend", primary, standby)}})
+	writer := signedUpBearer(t, s, "failover@example.com")
+
+	type probe struct {
+		start  time.Time
+		status int
+	}
+	var mu sync.Mutex
+	var probes []probe
+	stopProbe := make(chan struct{})
+	var pw8 sync.WaitGroup
+	pw8.Add(1)
+	go func() {
+		defer pw8.Done()
+		c := httpClient(5*time.Second, 1)
+		for {
+			select {
+			case <-stopProbe:
+				return
+			default:
+			}
+			t0 := time.Now()
+			r, err := call(c, "GET", "http://"+s.Backend.Addr+"/readyz", "", "")
+			st := r.Status
+			if err != nil {
+				st = 0
+			}
+			mu.Lock()
+			probes = append(probes, probe{t0, st})
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	w := startWriteLoad(s.URL, writer, 4, 10*time.Millisecond)
+	defer w.Stop()
+	time.Sleep(2 * time.Second)
+	before := w.count(http.StatusCreated)
+
+	kill := time.Now()
+	primary.Kill()
+	time.Sleep(1500 * time.Millisecond) // failure detection, by a person or an operator
+	promoteAt := time.Now()
+	if err := standby.Promote(); err != nil {
+		t.Fatalf("promote the standby: %v", err)
+	}
+	promoted := time.Now()
+	atPromotion := w.count(http.StatusCreated)
+	resumed, ok := pollUntil(30*time.Second, 10*time.Millisecond, func() bool { return w.count(http.StatusCreated) > atPromotion })
+	if !ok {
+		t.Fatalf("no write acknowledged within 30s of the promotion: %s", w)
+	}
+	time.Sleep(2 * time.Second)
+	w.Stop()
+	close(stopProbe)
+	pw8.Wait()
+
+	acked, lost, dup := w.checkAcked(t)
+	t.Logf("Postgres failover (synchronous standby): primary killed, standby promoted %v later (pg_promote took %v); "+
+		"first write acknowledged %v after pg_promote returned (%v after the kill); writes: %s; %d acknowledged (%d before the kill), %d lost, %d duplicated",
+		promoteAt.Sub(kill).Round(time.Millisecond), promoted.Sub(promoteAt).Round(time.Millisecond),
+		resumed.Round(time.Millisecond), (promoted.Sub(kill) + resumed).Round(time.Millisecond), w, acked, before, lost, dup)
+	if lost+dup > 0 {
+		t.Errorf("with a synchronous standby: %d acknowledged todos lost, %d duplicated; want none", lost, dup)
+	}
+	for st := range 600 {
+		if n := w.count(st); n > 0 && st != http.StatusCreated && st != http.StatusServiceUnavailable {
+			t.Errorf("%d writes answered %d during the failover, want only 201 or 503: %s", n, st, w)
+		}
+	}
+
+	// /readyz: 200 before the kill, 503 for every probe that started while
+	// no writable server existed (from 200 ms after the kill, for a probe
+	// already past its ping, until the promotion began), 200 at the end.
+	mu.Lock()
+	defer mu.Unlock()
+	var down, wrongDown, lastOK int
+	for _, p := range probes {
+		switch {
+		case p.start.Before(kill):
+			if p.status != http.StatusOK {
+				t.Errorf("/readyz before the kill: %d, want 200", p.status)
+			}
+		case p.start.After(kill.Add(200*time.Millisecond)) && p.start.Before(promoteAt):
+			down++
+			if p.status != http.StatusServiceUnavailable {
+				wrongDown++
+			}
+		}
+	}
+	if down == 0 || wrongDown > 0 {
+		t.Errorf("/readyz while no writable Postgres existed: %d of %d probes did not answer 503", wrongDown, down)
+	}
+	if n := len(probes); n > 0 && probes[n-1].status == http.StatusOK {
+		lastOK = 1
+	}
+	if lastOK == 0 {
+		t.Errorf("/readyz after the promotion: not 200 at the end")
+	}
+	t.Logf("/readyz: %d probes while down, all 503; 200 again after the promotion", down)
 }

@@ -80,3 +80,25 @@ func NewPgBouncer(t testing.TB, pg *devenv.Postgres, poolSize int) *devenv.PgBou
 	t.Cleanup(b.Stop)
 	return b
 }
+
+// NewPostgresPair starts a durable primary (fsync and synchronous_commit on)
+// and a streaming standby of it, synchronous when sync is set, and stops
+// both when the test ends.
+func NewPostgresPair(t testing.TB, sync bool) (primary, standby *devenv.Postgres) {
+	t.Helper()
+	dir := topologyDir(t, "pg-pair")
+	primary, err := devenv.StartPostgres(devenv.PostgresOptions{Dir: dir + "/primary", Durable: true})
+	if err != nil {
+		t.Fatalf("testenv: Postgres primary: %v", err)
+	}
+	t.Cleanup(func() { _ = primary.Stop() })
+	standby, err = primary.StartStandby(dir + "/standby")
+	if err != nil {
+		t.Fatalf("testenv: Postgres standby: %v", err)
+	}
+	t.Cleanup(func() { _ = standby.Stop() })
+	if err := primary.SetSynchronous(sync); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return primary, standby
+}
