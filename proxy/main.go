@@ -97,6 +97,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	if cfg.Redis != nil {
 		rdb = ratelimit.NewClient(cfg.Redis, ratelimit.DefaultCallTimeout)
 		defer rdb.Close()
+		ratelimit.Warm(ctx, rdb, time.Second)
 	} else {
 		log.Warn("REDIS_URL is empty: rate limits are per process, and signed-out sessions' tokens stay valid until they expire")
 	}

@@ -161,6 +161,21 @@ func (l *Limiter) ping(ctx context.Context) error {
 	return l.rdb.Ping(cctx).Err()
 }
 
+// Warm opens the client's connections before the first request needs them,
+// within d: on a Cluster the first call also loads the slot map, and neither
+// should eat a request's CallTimeout (a miss means a needless switch to the
+// in-process limiter). Errors are ignored: a dead Redis is the limiter's
+// business at the first request.
+func Warm(ctx context.Context, rdb redis.UniversalClient, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
+		return
+	}
+	_ = rdb.Ping(ctx).Err()
+}
+
 // NewClient returns a go-redis client for c (kit/redisx) tuned for the
 // limiter: no retries and short dial/read/write timeouts, so a dead Redis
 // costs one short wait and then the in-process fallback.
