@@ -100,6 +100,7 @@ type harness struct {
 	rdb      *redis.Client // the Redis the proxy uses, for tests to write to; nil without Redis
 	limiter  *ratelimit.Limiter
 	lc       *httpx.Lifecycle
+	s        *server
 	handler  http.Handler
 	srv      *httptest.Server
 }
@@ -131,6 +132,9 @@ type harnessOpt struct {
 	redisAddr string            // "" means the shared test Redis
 	prefix    string            // "" means a fresh per-test prefix
 	log       *zap.Logger       // nil means zap.NewNop()
+	// writeTimeout is the test server's WriteTimeout (0: none), to prove
+	// long routes outlive it.
+	writeTimeout time.Duration
 }
 
 func newHarness(t testing.TB, o harnessOpt) *harness {
@@ -201,8 +205,14 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h.handler = newServer(cfg, log, h.m, h.verifier, h.limiter, h.lc)
-	h.srv = httptest.NewServer(h.handler)
+	h.s, err = newServer(cfg, deps{log: log, m: h.m, verifier: h.verifier, limiter: h.limiter, revoked: h.revoked, lc: h.lc})
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	h.handler = h.s
+	h.srv = httptest.NewUnstartedServer(h.handler)
+	h.srv.Config.WriteTimeout = o.writeTimeout
+	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	if cfg.JWKSURL != "" && h.jwks != nil {
 		deadline := time.Now().Add(10 * time.Second)
@@ -320,6 +330,10 @@ func newHarnessWithJWKS(t *testing.T, base *harness) *harness {
 	}
 	h.verifier = v
 	h.m = newMetrics()
-	h.handler = newServer(cfg, zap.NewNop(), h.m, v, base.limiter, &httpx.Lifecycle{})
+	s, err := newServer(cfg, deps{log: zap.NewNop(), m: h.m, verifier: v, limiter: base.limiter, lc: &httpx.Lifecycle{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s, h.handler = s, s
 	return &h
 }

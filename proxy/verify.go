@@ -1,0 +1,87 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// Forward-auth request headers: where and how the original request arrived.
+// ingress-nginx and Traefik send X-Forwarded-*; nginx's auth_request
+// examples and Envoy's ext_authz configs often use X-Original-*.
+const (
+	headerForwardedURI    = "X-Forwarded-Uri"
+	headerForwardedMethod = "X-Forwarded-Method"
+	headerOriginalURI     = "X-Original-Uri"
+	headerOriginalMethod  = "X-Original-Method"
+)
+
+var errVerifyNoURI = httpx.Errorf(http.StatusBadRequest, "MISSING_ORIGINAL_URI", "A forward-auth request needs X-Forwarded-Uri or X-Original-URI with the original request's path.")
+
+// dispatchVerify serves VERIFY_ADDR: the request is judged as if it had
+// arrived at X-Forwarded-Uri (or X-Original-URI) with X-Forwarded-Method (or
+// X-Original-Method, else GET), with its own headers (the token, cookies,
+// Origin). The answer is the proxy's own decision: 200 with X-User-ID and
+// the identity headers when it would forward, else the 401, 403, 404 or 429
+// it would give. Nothing is forwarded.
+//
+// This listener must be reachable only by the ingress (it believes the
+// headers above from anyone who can reach it); client addresses and
+// X-Forwarded-Host/Proto come through TRUSTED_PROXIES as on the public one.
+func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
+	uri := firstHeader(r.Header, headerForwardedURI, headerOriginalURI)
+	u, err := url.ParseRequestURI(uri)
+	if uri == "" || err != nil || !strings.HasPrefix(uri, "/") {
+		httpx.WriteError(w, r, errVerifyNoURI)
+		return
+	}
+	method := firstHeader(r.Header, headerForwardedMethod, headerOriginalMethod)
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !methodToken(method) {
+		httpx.WriteError(w, r, httpx.Errorf(http.StatusBadRequest, "BAD_METHOD", "X-Forwarded-Method is not an HTTP method."))
+		return
+	}
+	// Only the path, query and method change: the Request (and its context
+	// with Observe's state) is the same one, so the access log shows the
+	// judged path.
+	r.URL, r.RequestURI, r.Method = u, uri, method
+	s.route(w, r, false)
+}
+
+// verifyOK is the forward-auth verdict for a request every check let
+// through: 200 with the identity headers an upstream would have received
+// (none on auth: none routes, or optional ones without a token).
+func (s *server) verifyOK() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		setIdentity(exchangeFrom(r.Context()), func(k, v string) { h.Set(k, v) })
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// firstHeader returns the first of names present in h, trimmed; "" if none.
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(h.Get(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// methodToken reports whether m looks like a method: 1-16 upper-case letters.
+func methodToken(m string) bool {
+	if len(m) == 0 || len(m) > 16 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
