@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +104,8 @@ type harness struct {
 	lc       *httpx.Lifecycle
 	s        *server
 	handler  http.Handler
+	// routesPath is PROXY_ROUTES_FILE when harnessOpt.routes was set.
+	routesPath string
 	srv      *httptest.Server
 }
 
@@ -132,6 +136,9 @@ type harnessOpt struct {
 	redisAddr string            // "" means the shared test Redis
 	prefix    string            // "" means a fresh per-test prefix
 	log       *zap.Logger       // nil means zap.NewNop()
+	// routes, when set, returns a routes file (given the harness's
+	// upstreams) written to a temporary PROXY_ROUTES_FILE.
+	routes func(h *harness) string
 	// writeTimeout is the test server's WriteTimeout (0: none), to prove
 	// long routes outlive it.
 	writeTimeout time.Duration
@@ -154,6 +161,11 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	env := h.baseEnv(o.redisAddr)
 	for k, v := range o.env {
 		env[k] = v
+	}
+	if o.routes != nil {
+		h.routesPath = filepath.Join(t.TempDir(), "routes.yaml")
+		h.writeRoutes(o.routes(h))
+		env["PROXY_ROUTES_FILE"] = h.routesPath
 	}
 	cfg, err := loadConfig(envFunc(env))
 	if err != nil {
@@ -271,6 +283,19 @@ func (h *harness) revoke(sid string, exp time.Time) {
 		h.t.Fatal(err)
 	}
 	if err := h.rdb.Publish(ctx, wire.RevocationChannel(p), fmt.Sprintf("%s %d", sid, exp.Unix())).Err(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// writeRoutes replaces the routes file's content (atomically, as a
+// ConfigMap update does, so a poll never reads half a file).
+func (h *harness) writeRoutes(yaml string) {
+	h.t.Helper()
+	tmp := h.routesPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(yaml), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.routesPath); err != nil {
 		h.t.Fatal(err)
 	}
 }
