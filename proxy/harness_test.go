@@ -106,7 +106,7 @@ type harness struct {
 	handler  http.Handler
 	// routesPath is PROXY_ROUTES_FILE when harnessOpt.routes was set.
 	routesPath string
-	srv      *httptest.Server
+	srv        *httptest.Server
 }
 
 var prefixSeq atomic.Int64

@@ -385,4 +385,3 @@ func TestRoutesReloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests during two reloads, none failed", sent.Load())
 }
-
