@@ -56,9 +56,9 @@ func TestVerifyListener(t *testing.T) {
 			c["email"] = "v@example.com"
 			tok := h.keys["EdDSA"].Sign(t, c, nil)
 			for _, tt := range []struct {
-				name      string
-				hdr       http.Header
-				want      int
+				name       string
+				hdr        http.Header
+				want       int
 				user, hdr2 string
 			}{
 				{"api, no token", http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}}, 401, "", ""},
