@@ -22,7 +22,7 @@ var errVerifyNoURI = httpx.Errorf(http.StatusBadRequest, "MISSING_ORIGINAL_URI",
 
 // dispatchVerify serves VERIFY_ADDR: the request is judged as if it had
 // arrived at X-Forwarded-Uri (or X-Original-URI) with X-Forwarded-Method (or
-// X-Original-Method, else GET), with its own headers (the token, cookies,
+// X-Original-Method, else its own method), with its own headers (the token, cookies,
 // Origin). The answer is the proxy's own decision: 200 with X-User-ID and
 // the identity headers when it would forward, else the 401, 403, 404 or 429
 // it would give. Nothing is forwarded.
@@ -37,9 +37,13 @@ func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, errVerifyNoURI)
 		return
 	}
+	// Without a method header, the forward-auth request's own method:
+	// nginx's auth_request subrequest and Envoy's ext_authz check request
+	// carry the original one. Never a default of GET, which would let an
+	// unsafe cookie request skip the origin rule.
 	method := firstHeader(r.Header, headerForwardedMethod, headerOriginalMethod)
 	if method == "" {
-		method = http.MethodGet
+		method = r.Method
 	}
 	if !methodToken(method) {
 		httpx.WriteError(w, r, httpx.Errorf(http.StatusBadRequest, "BAD_METHOD", "X-Forwarded-Method is not an HTTP method."))

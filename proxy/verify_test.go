@@ -95,6 +95,20 @@ func TestVerifyListener(t *testing.T) {
 					}
 				})
 			}
+			// Without a method header the request's own method is judged
+			// (nginx's subrequest keeps the original one), never GET.
+			req, _ := http.NewRequest("POST", v.URL+"/verify", nil)
+			req.Header.Set("X-Original-Uri", "/api/v1/todos")
+			req.Header.Set("Cookie", "better-auth.access_token="+tok)
+			req.Header.Set("Origin", "https://evil.example")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Errorf("cookie POST without a method header: %d, want 403", resp.StatusCode)
+			}
 			// The sign-in limit applies as it does on the public listener.
 			codes := []int{}
 			for range 3 {
