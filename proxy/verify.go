@@ -16,14 +16,18 @@ const (
 	headerForwardedMethod = "X-Forwarded-Method"
 	headerOriginalURI     = "X-Original-Uri"
 	headerOriginalMethod  = "X-Original-Method"
+	headerOriginalURL     = "X-Original-Url" // ingress-nginx's auth-url: the whole URL
 )
 
-var errVerifyNoURI = httpx.Errorf(http.StatusBadRequest, "MISSING_ORIGINAL_URI", "A forward-auth request needs X-Forwarded-Uri or X-Original-URI with the original request's path.")
+var errVerifyBadURI = httpx.Errorf(http.StatusBadRequest, "BAD_ORIGINAL_URI", "X-Forwarded-Uri, X-Original-URI or X-Original-URL is not a request target.")
 
 // dispatchVerify serves VERIFY_ADDR: the request is judged as if it had
-// arrived at X-Forwarded-Uri (or X-Original-URI) with X-Forwarded-Method (or
-// X-Original-Method, else its own method), with its own headers (the token, cookies,
-// Origin). The answer is the proxy's own decision: 200 with X-User-ID and
+// arrived at X-Forwarded-Uri (Traefik), X-Original-URI (nginx auth_request
+// configs) or the path of X-Original-URL (ingress-nginx auth-url), with
+// X-Forwarded-Method or X-Original-Method (else its own method), and with
+// its own headers (the token, cookies, Origin). Without any of those
+// headers it is judged at its own path: Envoy's ext_authz HTTP service
+// sends the original path and method as the check request's own. The answer is the proxy's own decision: 200 with X-User-ID and
 // the identity headers when it would forward, else the 401, 403, 404 or 429
 // it would give. Nothing is forwarded.
 //
@@ -32,9 +36,16 @@ var errVerifyNoURI = httpx.Errorf(http.StatusBadRequest, "MISSING_ORIGINAL_URI",
 // X-Forwarded-Host/Proto come through TRUSTED_PROXIES as on the public one.
 func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
 	uri := firstHeader(r.Header, headerForwardedURI, headerOriginalURI)
+	if uri == "" {
+		if full := firstHeader(r.Header, headerOriginalURL); full != "" {
+			uri = requestTarget(full)
+		} else {
+			uri = r.RequestURI
+		}
+	}
 	u, err := url.ParseRequestURI(uri)
-	if uri == "" || err != nil || !strings.HasPrefix(uri, "/") {
-		httpx.WriteError(w, r, errVerifyNoURI)
+	if err != nil || !strings.HasPrefix(uri, "/") {
+		httpx.WriteError(w, r, errVerifyBadURI)
 		return
 	}
 	// Without a method header, the forward-auth request's own method:
@@ -65,6 +76,21 @@ func (s *server) verifyOK() http.Handler {
 		setIdentity(exchangeFrom(r.Context()), func(k, v string) { h.Set(k, v) })
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// requestTarget returns the path and query of an absolute http(s) URL as
+// written (no re-encoding, so the path checks see what the client sent), or
+// "" when full is not one.
+func requestTarget(full string) string {
+	scheme, rest, ok := strings.Cut(full, "://")
+	if !ok || (!strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https")) {
+		return ""
+	}
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return "/"
+	}
+	return rest[i:]
 }
 
 // firstHeader returns the first of names present in h, trimmed; "" if none.

@@ -27,7 +27,12 @@ func verifyServer(t *testing.T, h *harness) *httptest.Server {
 
 func verifyAsk(t *testing.T, base string, hdr http.Header) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/verify", nil)
+	return verifyAt(t, base+"/verify", hdr)
+}
+
+func verifyAt(t *testing.T, url string, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
@@ -68,8 +73,11 @@ func TestVerifyListener(t *testing.T) {
 				{"auth route, no token", http.Header{"X-Forwarded-Uri": {"/api/auth/get-session"}}, 200, "", ""},
 				{"path trick", http.Header{"X-Forwarded-Uri": {"/api/auth/../v1/todos"}}, 400, "", ""},
 				{"encoded path trick", http.Header{"X-Forwarded-Uri": {"/api/auth/%2e%2e/v1/todos"}}, 400, "", ""},
-				{"no URI", http.Header{"Authorization": {"Bearer " + tok}}, 400, "", ""},
 				{"absolute URI", http.Header{"X-Forwarded-Uri": {"http://evil/api/auth/x"}}, 400, "", ""},
+				{"ingress-nginx X-Original-URL", http.Header{"X-Original-Url": {"https://app.example.com/api/v1/todos?a=b"}, "Authorization": {"Bearer " + tok}}, 200, "u-verify", "v@example.com"},
+				{"ingress-nginx X-Original-URL, no token", http.Header{"X-Original-Url": {"https://app.example.com/api/v1/todos"}}, 401, "", ""},
+				{"X-Original-URL path trick", http.Header{"X-Original-Url": {"https://app.example.com/api/auth/%2e%2e/v1/todos"}}, 400, "", ""},
+				{"X-Original-URL not http", http.Header{"X-Original-Url": {"javascript:alert(1)"}}, 400, "", ""},
 				{"cookie POST from a foreign origin", http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}, "X-Forwarded-Method": {"POST"},
 					"Cookie": {"better-auth.access_token=" + tok}, "Origin": {"https://evil.example"}}, 403, "", ""},
 				{"cookie GET", http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}, "Cookie": {"better-auth.access_token=" + tok}}, 200, "u-verify", "v@example.com"},
@@ -94,6 +102,14 @@ func TestVerifyListener(t *testing.T) {
 						t.Error("401 without WWW-Authenticate")
 					}
 				})
+			}
+			// Without any URI header the request is judged at its own path,
+			// as Envoy's ext_authz sends it.
+			if resp, body := verifyAt(t, v.URL+"/api/v1/todos", nil); resp.StatusCode != 401 {
+				t.Errorf("ext_authz style, no token: %d %s, want 401", resp.StatusCode, body)
+			}
+			if resp, body := verifyAt(t, v.URL+"/api/v1/todos", bearer(tok)); resp.StatusCode != 200 || resp.Header.Get("X-User-Id") != "u-verify" {
+				t.Errorf("ext_authz style, token: %d %s, X-User-ID %q", resp.StatusCode, body, resp.Header.Get("X-User-Id"))
 			}
 			// Without a method header the request's own method is judged
 			// (nginx's subrequest keeps the original one), never GET.
