@@ -206,3 +206,25 @@ func TestRunRefusesBadRoutesFile(t *testing.T) {
 		})
 	}
 }
+
+// TestShippedRoutesFilesAreValid: the routes files in k8s/ (the sidecar
+// component's default and the examples) are accepted as they are.
+func TestShippedRoutesFilesAreValid(t *testing.T) {
+	files, _ := filepath.Glob("../k8s/components/sidecar/routes.yaml")
+	more, _ := filepath.Glob("../k8s/examples/*/routes.yaml")
+	files = append(files, more...)
+	more, _ = filepath.Glob("../k8s/examples/*/*/routes.yaml")
+	files = append(files, more...)
+	if len(files) < 3 {
+		t.Fatalf("found %d shipped routes files, want at least 3: %v", len(files), files)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseRoutesFile(data, 30*time.Second); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
