@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"gatehouse.dev/kit/logging"
@@ -68,5 +69,21 @@ func benchHandler(b *testing.B, routes func(*harness) string) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRouteLookup is the routes file's per-request lookup alone, on a
+// table of 20 prefixes, for a path that matches the last (shortest) one.
+func BenchmarkRouteLookup(b *testing.B) {
+	t := &routeTable{}
+	for i := range 19 {
+		t.routes = append(t.routes, &route{routeEntry: routeEntry{prefix: "/service-" + strconv.Itoa(i) + "/v1/"}})
+	}
+	t.routes = append(t.routes, &route{routeEntry: routeEntry{prefix: "/"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if t.lookup("/api/v1/todos/123") == nil {
+			b.Fatal("no match")
+		}
 	}
 }
