@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"gatehouse.dev/kit/wire"
 )
 
 const corsRoutes = `cors:
@@ -58,7 +60,7 @@ func TestCORSPreflight(t *testing.T) {
 				}
 				return
 			}
-			want, _ := normaliseOrigin(tt.origin)
+			want, _ := wire.ParseOrigin(tt.origin)
 			if acao != want || acac != "true" {
 				t.Errorf("Allow-Origin %q, Allow-Credentials %q; want %q, true", acao, acac, want)
 			}

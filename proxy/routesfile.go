@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"gatehouse.dev/kit/wire"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"gatehouse.dev/kit/wire"
 	"gatehouse.dev/proxy/internal/headers"
 	"gatehouse.dev/proxy/internal/pathclass"
 )
