@@ -135,3 +135,23 @@ func TestCORSActualRequests(t *testing.T) {
 		t.Errorf("cookie POST from a CORS origin not in ALLOWED_ORIGINS: %d %s, want 403 INVALID_ORIGIN", resp.StatusCode, body)
 	}
 }
+
+// TestCORSPreflightOnVerifyListener: forward auth lets a listed origin's
+// preflight through (200, so the ingress passes it on) and refuses others.
+func TestCORSPreflightOnVerifyListener(t *testing.T) {
+	h := newHarness(t, harnessOpt{routes: routesYAML(corsRoutes)})
+	v := verifyServer(t, h)
+	for origin, want := range map[string]int{"https://app.example.com": 200, "https://evil.example": 403} {
+		req, _ := http.NewRequest("OPTIONS", v.URL+"/verify", nil)
+		req.Header = preflightHeaders(origin, "POST")
+		req.Header.Set("X-Original-Uri", "/api/v1/todos")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("preflight from %s: %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+}

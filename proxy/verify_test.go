@@ -182,8 +182,9 @@ http {
 }
 `
 
-// startNginx runs nginx from Debian with conf on a free loopback port and
-// returns its address; it is stopped when the test ends.
+// startNginx runs nginx from Debian with nginxAuthConf on a free loopback
+// port and returns its address; it is stopped when the test ends. A port
+// taken between choosing and binding it is retried on another.
 func startNginx(t *testing.T, verifyAddr, upstreamAddr string) string {
 	t.Helper()
 	if err := devenv.Install(devenv.TestPackages["bench"]...); err != nil {
@@ -193,47 +194,56 @@ func startNginx(t *testing.T, verifyAddr, upstreamAddr string) string {
 	if err != nil {
 		bin = "/usr/sbin/nginx"
 	}
-	prefix := t.TempDir()
-	for attempt := 0; ; attempt++ {
-		listen := freeAddr(t)
-		conf := strings.NewReplacer("{{prefix}}", prefix, "{{listen}}", listen, "{{verify}}", verifyAddr, "{{upstream}}", upstreamAddr).Replace(nginxAuthConf)
-		confPath := filepath.Join(prefix, "nginx.conf")
-		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
+	for range 3 {
+		if addr, ok := tryNginx(t, bin, verifyAddr, upstreamAddr); ok {
+			return addr
 		}
-		cmd := exec.Command(bin, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"))
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start nginx: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		})
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-exited:
-				exited <- err
-				log, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
-				if attempt < 2 && strings.Contains(string(log)+out.String(), "Address already in use") {
-					goto retry
-				}
-				t.Fatalf("nginx exited: %v\n%s%s", err, out, log)
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond); err == nil {
-				c.Close()
-				return listen
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatal("nginx did not start listening within 10s")
-	retry:
 	}
+	t.Fatal("nginx: no free port after 3 tries")
+	return ""
+}
+
+// tryNginx starts nginx on one free port; ok is false when the port was
+// taken meanwhile. Any other failure ends the test.
+func tryNginx(t *testing.T, bin, verifyAddr, upstreamAddr string) (addr string, ok bool) {
+	t.Helper()
+	prefix := t.TempDir()
+	listen := freeAddr(t)
+	conf := strings.NewReplacer("{{prefix}}", prefix, "{{listen}}", listen, "{{verify}}", verifyAddr, "{{upstream}}", upstreamAddr).Replace(nginxAuthConf)
+	confPath := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"))
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			log, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+			if strings.Contains(string(log)+out.String(), "Address already in use") {
+				return "", false
+			}
+			t.Fatalf("nginx exited: %v\n%s%s", err, out, log)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond); err == nil {
+			c.Close()
+			return listen, true
+		}
+	}
+	t.Fatal("nginx did not start listening within 10s")
+	return "", false
 }
 
 // TestForwardAuthThroughNginx drives the forward-auth listener with nginx
