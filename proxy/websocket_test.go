@@ -68,6 +68,7 @@ func wsClosedAt(t *testing.T, c *websocket.Conn, limit time.Duration) time.Time 
 }
 
 func TestWebSocketThroughProxy(t *testing.T) {
+	t.Parallel() // seconds of waiting for a token to expire, not CPU
 	h := newHarness(t, harnessOpt{routes: routesYAML(""), env: map[string]string{"JWT_LEEWAY": "1s"}})
 	wsEcho(h.backend)
 
