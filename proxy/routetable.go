@@ -23,6 +23,9 @@ type routeTable struct {
 	identity []identityHeader
 	strip    map[string]bool // identity headers, normalised, stripped inbound everywhere
 	cors     *corsConfig
+	// preflight answers CORS preflights on the public listener, and
+	// preflightVerify on the forward-auth one; nil without cors:.
+	preflight, preflightVerify http.Handler
 }
 
 // route is one entry of a routeTable with its handlers built.
@@ -53,6 +56,9 @@ var errNoRoute = httpx.ErrNotFound
 // not open new connections to unchanged upstreams.
 func (s *server) buildTable(c routeConfig) *routeTable {
 	t := &routeTable{identity: c.identity, strip: c.stripSet(), cors: c.cors}
+	if c.cors != nil {
+		t.preflight, t.preflightVerify = s.preflight(c.cors, true), s.preflight(c.cors, false)
+	}
 	for _, e := range c.routes {
 		rt := &route{routeEntry: e, label: "prefix:" + e.prefix}
 		kind := toBackend // optional, required: credentials removed, identity added

@@ -202,7 +202,10 @@ func (s *server) tableRoute(t *routeTable, x *exchange, r *http.Request, forward
 	}
 	x.table = t
 	if t.cors != nil && isPreflight(r) {
-		return s.preflight(t.cors, forward), "cors_preflight"
+		if forward {
+			return t.preflight, "cors_preflight"
+		}
+		return t.preflightVerify, "cors_preflight"
 	}
 	rt := t.lookup(r.URL.EscapedPath())
 	if rt == nil {
