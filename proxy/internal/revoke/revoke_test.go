@@ -135,8 +135,8 @@ func TestWatchFiresOnRevocation(t *testing.T) {
 	publish := func(sid string) {
 		exp := time.Now().Add(time.Hour).Unix()
 		ctx := context.Background()
-		rdb.ZAdd(ctx, revoke.Key(prefix), redis.Z{Score: float64(exp), Member: sid})
-		rdb.Publish(ctx, revoke.Channel(prefix), fmt.Sprintf("%s %d", sid, exp))
+		rdb.ZAdd(ctx, wire.RevokedKey(prefix), redis.Z{Score: float64(exp), Member: sid})
+		rdb.Publish(ctx, wire.RevocationChannel(prefix), wire.FormatRevocation(sid, exp))
 	}
 	mine, stopMine := f.Watch("sid-a")
 	defer stopMine()
