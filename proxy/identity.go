@@ -13,7 +13,7 @@ import (
 	"gatehouse.dev/proxy/internal/token"
 )
 
-// maxIdentityValue bounds one identity header's value (SPEC: over 1 KiB is 401).
+// maxIdentityValue bounds one identity header's value (over 1 KiB is 401).
 const maxIdentityValue = 1024
 
 // identityValues maps a verified token's claims to header values, in ident's

@@ -19,8 +19,7 @@ import (
 	"gatehouse.dev/proxy/internal/pathclass"
 )
 
-// routesFile is PROXY_ROUTES_FILE as written (SPEC: "proxy — routes for any
-// backend"). Durations are strings so that a bad one is reported with the
+// routesFile is PROXY_ROUTES_FILE as written (docs/proxy-routes.md). Durations are strings so that a bad one is reported with the
 // others instead of stopping the decoder.
 type routesFile struct {
 	Upstreams map[string]string `yaml:"upstreams"`
