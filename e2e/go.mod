@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	gatehouse.dev/kit v0.0.0
+	github.com/coder/websocket v1.8.15
 	github.com/jackc/pgx/v5 v5.13.0
 )
 

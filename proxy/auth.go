@@ -15,41 +15,61 @@ var (
 	errKeysUnavailable = httpx.Errorf(http.StatusServiceUnavailable, "KEYS_UNAVAILABLE", "Token verification keys are not available yet; try again shortly.")
 )
 
-// requireToken lets a request through only with a verified token, and puts
-// its subject on the request's exchange for Rewrite to send as X-User-ID. A token from
-// the access cookie on an unsafe method must also come with an allowed
-// Origin, since a browser attaches cookies to cross-site requests.
-func (s *server) requireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, src, err := token.Extract(r.Header, s.cookieNames)
-		if err != nil {
-			s.rejectToken(w, r, err)
-			return
-		}
-		if src == token.SourceCookie && !safeMethod(r.Method) && !s.originAllowed(r) {
-			s.m.authFailures.WithLabelValues("invalid_origin").Inc()
-			httpx.LogFrom(r.Context()).Info("cookie request from a foreign origin refused")
-			httpx.WriteError(w, r, errInvalidOrigin)
-			return
-		}
-		claims, err := s.verifier.Verify(r.Context(), raw)
-		if err != nil {
-			s.rejectToken(w, r, err)
-			return
-		}
-		httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
-		// The subject rides on the request's exchange, which dispatch
-		// already put in the context: no second context and request copy.
-		x := exchangeFrom(r.Context())
-		if x == nil {
-			// requireToken only runs under dispatch; without an exchange
-			// there is nowhere to carry the identity, so refuse.
-			httpx.WriteError(w, r, httpx.ErrInternal)
-			return
-		}
-		x.user = claims.Subject
-		next.ServeHTTP(w, r)
-	})
+// checkToken returns the token check for mode (required or optional). A
+// verified token puts its subject, claims and the identity headers mapped
+// from its claims (ident, from the routes file; nil maps none) on the
+// request's exchange for Rewrite to send. Without a token, an optional
+// route goes on with no identity and a required one is 401; a token that
+// is present but bad is 401 on both. A token from the access cookie on an
+// unsafe method must also come with an allowed Origin, since a browser
+// attaches cookies to cross-site requests.
+func (s *server) checkToken(mode authMode, ident []identityHeader) func(http.Handler) http.Handler {
+	optional := mode == authOptional
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, src, err := token.Extract(r.Header, s.cookieNames)
+			if err != nil {
+				if optional && token.ReasonOf(err) == token.ReasonMissing {
+					next.ServeHTTP(w, r)
+					return
+				}
+				s.rejectToken(w, r, err)
+				return
+			}
+			if src == token.SourceCookie && !safeMethod(r.Method) && !s.originAllowed(r) {
+				s.m.authFailures.WithLabelValues("invalid_origin").Inc()
+				httpx.LogFrom(r.Context()).Info("cookie request from a foreign origin refused")
+				httpx.WriteError(w, r, errInvalidOrigin)
+				return
+			}
+			claims, err := s.verifier.Verify(r.Context(), raw)
+			if err != nil {
+				s.rejectToken(w, r, err)
+				return
+			}
+			// The subject rides on the request's exchange, which dispatch
+			// already put in the context: no second context and request copy.
+			x := exchangeFrom(r.Context())
+			if x == nil {
+				// checkToken only runs under dispatch; without an exchange
+				// there is nowhere to carry the identity, so refuse.
+				httpx.WriteError(w, r, httpx.ErrInternal)
+				return
+			}
+			if len(ident) > 0 {
+				vals, err := identityValues(claims, ident)
+				if err != nil {
+					s.rejectToken(w, r, err)
+					return
+				}
+				x.identity = vals
+			}
+			httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
+			x.user = claims.Subject
+			x.claims = claims
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // rejectToken answers 401 (RFC 6750 §3: WWW-Authenticate, with

@@ -45,6 +45,14 @@ type config struct {
 	AllowedOrigins       []string
 	CookiePrefix         string
 
+	// RoutesFile is PROXY_ROUTES_FILE: a YAML routes file replacing the
+	// built-in routing; "" keeps it. RoutesPoll is how often its content is
+	// checked for changes (ROUTES_POLL_INTERVAL, default 2s).
+	RoutesFile string
+	RoutesPoll time.Duration
+	// VerifyAddr is VERIFY_ADDR, the forward-auth listener; "" disables it.
+	VerifyAddr string
+
 	UpstreamTimeout time.Duration
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
@@ -70,6 +78,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Leeway:          e.NonNegDuration("JWT_LEEWAY", 30*time.Second),
 		CookiePrefix:    e.Str("AUTH_COOKIE_PREFIX", wire.DefaultCookiePrefix),
 		UpstreamTimeout: e.Duration("UPSTREAM_TIMEOUT", 30*time.Second),
+		RoutesFile:      e.Str("PROXY_ROUTES_FILE", ""),
+		RoutesPoll:      e.Duration("ROUTES_POLL_INTERVAL", 2*time.Second),
+		VerifyAddr:      e.Str("VERIFY_ADDR", ""),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		// Same default and variable meaning as authsvc's: both sides must

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,8 +102,11 @@ type harness struct {
 	rdb      redis.UniversalClient // the Redis the proxy uses, for tests to write to; nil without Redis
 	limiter  *ratelimit.Limiter
 	lc       *httpx.Lifecycle
+	s        *server
 	handler  http.Handler
-	srv      *httptest.Server
+	// routesPath is PROXY_ROUTES_FILE when harnessOpt.routes was set.
+	routesPath string
+	srv        *httptest.Server
 }
 
 var prefixSeq atomic.Int64
@@ -131,6 +136,12 @@ type harnessOpt struct {
 	redisAddr string            // "" means the shared test Redis
 	prefix    string            // "" means a fresh per-test prefix
 	log       *zap.Logger       // nil means zap.NewNop()
+	// routes, when set, returns a routes file (given the harness's
+	// upstreams) written to a temporary PROXY_ROUTES_FILE.
+	routes func(h *harness) string
+	// writeTimeout is the test server's WriteTimeout (0: none), to prove
+	// long routes outlive it.
+	writeTimeout time.Duration
 }
 
 func newHarness(t testing.TB, o harnessOpt) *harness {
@@ -150,6 +161,11 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	env := h.baseEnv(o.redisAddr)
 	for k, v := range o.env {
 		env[k] = v
+	}
+	if o.routes != nil {
+		h.routesPath = filepath.Join(t.TempDir(), "routes.yaml")
+		h.writeRoutes(o.routes(h))
+		env["PROXY_ROUTES_FILE"] = h.routesPath
 	}
 	cfg, err := loadConfig(envFunc(env))
 	if err != nil {
@@ -198,8 +214,14 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h.handler = newServer(cfg, log, h.m, h.verifier, h.limiter, h.lc)
-	h.srv = httptest.NewServer(h.handler)
+	h.s, err = newServer(cfg, deps{log: log, m: h.m, verifier: h.verifier, limiter: h.limiter, revoked: h.revoked, lc: h.lc})
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	h.handler = h.s
+	h.srv = httptest.NewUnstartedServer(h.handler)
+	h.srv.Config.WriteTimeout = o.writeTimeout
+	h.srv.Start()
 	t.Cleanup(h.srv.Close)
 	if cfg.JWKSURL != "" && h.jwks != nil {
 		deadline := time.Now().Add(10 * time.Second)
@@ -262,6 +284,19 @@ func (h *harness) revoke(sid string, exp time.Time) {
 	}
 }
 
+// writeRoutes replaces the routes file's content (atomically, as a
+// ConfigMap update does, so a poll never reads half a file).
+func (h *harness) writeRoutes(yaml string) {
+	h.t.Helper()
+	tmp := h.routesPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(yaml), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.routesPath); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // token returns a valid token for sub signed with alg.
 func (h *harness) token(alg, sub string) string {
 	return h.keys[alg].Sign(h.t, tokentest.Claims(sub), nil)
@@ -317,6 +352,10 @@ func newHarnessWithJWKS(t *testing.T, base *harness) *harness {
 	}
 	h.verifier = v
 	h.m = newMetrics()
-	h.handler = newServer(cfg, zap.NewNop(), h.m, v, base.limiter, &httpx.Lifecycle{})
+	s, err := newServer(cfg, deps{log: zap.NewNop(), m: h.m, verifier: v, limiter: base.limiter, lc: &httpx.Lifecycle{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s, h.handler = s, s
 	return &h
 }

@@ -107,11 +107,28 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	go limiter.Run(bg)
 
 	lc := &httpx.Lifecycle{}
-	srv := httpx.NewServer(cfg.Addr, newServer(cfg, log, m, verifier, limiter, lc))
+	s, err := newServer(cfg, deps{log: log, m: m, verifier: verifier, limiter: limiter, revoked: revoked, lc: lc})
+	if err != nil {
+		return err
+	}
+	if cfg.RoutesFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go s.watchRoutes(bg, hup, cfg.RoutesPoll)
+	}
+	srv := httpx.NewServer(cfg.Addr, s)
 	srv.ErrorLog = zap.NewStdLog(log)
 	// A response may stream for a while after its headers: never cut it
-	// before the upstream had its full UPSTREAM_TIMEOUT.
+	// before the upstream had its full UPSTREAM_TIMEOUT. Routes with a
+	// longer timeout in PROXY_ROUTES_FILE extend their own deadlines.
 	srv.WriteTimeout = max(srv.WriteTimeout, cfg.UpstreamTimeout+time.Minute)
+	var others []*http.Server
+	if cfg.VerifyAddr != "" {
+		vs := httpx.NewServer(cfg.VerifyAddr, s.verifyHandler)
+		vs.ErrorLog = srv.ErrorLog
+		others = append(others, vs)
+	}
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
@@ -131,9 +148,10 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	log.Info("starting",
 		zap.String("backend", cfg.BackendURL.Redacted()), zap.String("authsvc", cfg.AuthsvcURL.Redacted()),
 		zap.Bool("web", cfg.WebURL != nil), zap.Bool("jwks", cfg.JWKSURL != ""), zap.Bool("hs256", cfg.JWTSecret != nil),
-		zap.Bool("redis", rdb != nil), zap.Stringer("redis_topology", cfg.Redis), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit))
+		zap.Bool("redis", rdb != nil), zap.Stringer("redis_topology", cfg.Redis), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit),
+		zap.String("routes_file", cfg.RoutesFile), zap.String("verify_addr", cfg.VerifyAddr))
 	return httpx.Serve(ctx, httpx.ServeConfig{
-		Log: log, Main: srv, Metrics: metricsSrv, Lifecycle: lc,
+		Log: log, Main: srv, Metrics: metricsSrv, Others: others, Lifecycle: lc,
 		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
 	})
 }

@@ -26,6 +26,10 @@ type metrics struct {
 	revocationUp      prometheus.Gauge
 
 	sigCacheHits, sigCacheMisses prometheus.Counter
+
+	routesReloadOK prometheus.Gauge
+	routesReloads  *prometheus.CounterVec
+	routes         prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -73,6 +77,19 @@ func newMetrics() *metrics {
 		Namespace: "proxy", Name: "signature_cache_misses_total",
 		Help: "Token verifications that checked the signature.",
 	})
+	m.routesReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "proxy", Name: "routes_last_reload_success",
+		Help: "1 when the last load of PROXY_ROUTES_FILE succeeded, 0 when it was refused (the previous routes stay in use).",
+	})
+	m.routesReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "proxy", Name: "routes_reloads_total",
+		Help: "Loads of PROXY_ROUTES_FILE (start-up, SIGHUP, content change), by result.",
+	}, []string{"result"})
+	m.routes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "proxy", Name: "routes",
+		Help: "Routes in use from PROXY_ROUTES_FILE (0 without one: built-in routing).",
+	})
+	m.Registry.MustRegister(m.routesReloadOK, m.routesReloads, m.routes)
 	m.Registry.MustRegister(m.sigCacheHits, m.sigCacheMisses)
 	m.Registry.MustRegister(m.authFailures, m.rateLimited, m.limiterBackend, m.jwksFetches, m.upstream,
 		m.revokedSessions, m.revocationReloads, m.revocationUp)
@@ -80,6 +97,16 @@ func newMetrics() *metrics {
 		m.jwksFetches.WithLabelValues(r)
 	}
 	return m
+}
+
+func (m *metrics) routesReload(ok bool) {
+	if ok {
+		m.routesReloadOK.Set(1)
+		m.routesReloads.WithLabelValues("success").Inc()
+		return
+	}
+	m.routesReloadOK.Set(0)
+	m.routesReloads.WithLabelValues("failure").Inc()
 }
 
 func (m *metrics) setBackend(b ratelimit.Backend) {

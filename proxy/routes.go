@@ -17,14 +17,24 @@ var (
 	errBackendUnhealthy = errors.New("backend /healthz answered 5xx")
 )
 
-// addRoutes is the whole surface of the proxy, by route class (see
-// pathclass): what each class gets and in which order.
-func (s *server) addRoutes() map[pathclass.Class]http.Handler {
-	backend := s.newReverseProxy("backend", s.cfg.BackendURL, toBackend)
-	authsvc := s.newReverseProxy("authsvc", s.cfg.AuthsvcURL, toAuthsvc)
-	web := httpx.NotFoundHandler()
-	if s.cfg.WebURL != nil {
-		web = s.newReverseProxy("web", s.cfg.WebURL, toWeb)
+// addRoutes is the whole surface of the proxy without PROXY_ROUTES_FILE, by
+// route class (see pathclass): what each class gets and in which order.
+// With forward false the upstreams are replaced by the forward-auth verdict
+// (VERIFY_ADDR): the same decisions, answered instead of forwarded.
+func (s *server) addRoutes(forward bool) map[pathclass.Class]http.Handler {
+	var backend, authsvc, web http.Handler
+	web = httpx.NotFoundHandler()
+	if forward {
+		backend = s.boundTunnel(s.newReverseProxy(proxySpec{name: "backend", target: s.cfg.BackendURL, kind: toBackend, timeout: s.cfg.UpstreamTimeout}))
+		authsvc = s.newReverseProxy(proxySpec{name: "authsvc", target: s.cfg.AuthsvcURL, kind: toAuthsvc, timeout: s.cfg.UpstreamTimeout})
+		if s.cfg.WebURL != nil {
+			web = s.newReverseProxy(proxySpec{name: "web", target: s.cfg.WebURL, kind: toWeb, timeout: s.cfg.UpstreamTimeout})
+		}
+	} else {
+		backend, authsvc = s.verifyOK(), s.verifyOK()
+		if s.cfg.WebURL != nil {
+			web = s.verifyOK()
+		}
 	}
 	strict := s.rateLimit(pathclass.AuthStrict, s.cfg.AuthRateLimit)
 	general := s.rateLimit(pathclass.Auth, s.cfg.AuthGeneralRateLimit)
@@ -35,7 +45,7 @@ func (s *server) addRoutes() map[pathclass.Class]http.Handler {
 		pathclass.Readyz:     getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient))),
 		pathclass.AuthStrict: strict(authsvc),  // sign-in, sign-up: AUTH_RATE_LIMIT
 		pathclass.Auth:       general(authsvc), // rest of /api/auth: AUTH_GENERAL_RATE_LIMIT
-		pathclass.API:        s.requireToken(backend),
+		pathclass.API:        s.checkToken(authRequired, nil)(backend),
 		pathclass.Web:        web,
 		pathclass.NotFound:   httpx.NotFoundHandler(),
 		pathclass.BadPath:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpx.WriteError(w, r, errBadPath) }),

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/token"
 )
 
 // Response security headers.
@@ -39,8 +40,11 @@ const (
 type exchange struct {
 	http.ResponseWriter
 	info     reqInfo
-	user     string // the verified subject, set by requireToken; "" before
-	proxied  bool   // ModifyResponse ran: the headers are the upstream's
+	user     string        // the verified subject, set by checkToken; "" before
+	claims   *token.Claims // the verified token's claims (shared: read only); nil before
+	identity []string      // values of table.identity's headers ("" = not sent); nil: none
+	table    *routeTable   // the routes file table the request was routed by; nil: built-in routing
+	proxied  bool          // ModifyResponse ran: the headers are the upstream's
 	wroteHdr bool
 	// bodyErr is the error reading the client's request body hit while it
 	// was being forwarded (the client sent less than it promised, or broke
@@ -91,6 +95,12 @@ func secureResponse(kind upstreamKind) func(*http.Response) error {
 		// one the proxy set and already put on its answer: keep one
 		// (issue 12: proxied answers carried X-Request-Id twice).
 		delete(resp.Header, httpx.HeaderRequestID)
+		if x.table != nil && x.table.cors != nil {
+			// The proxy answers CORS for the routes file's origins (see
+			// corsHeaders); an upstream's own allowance would contradict it.
+			resp.Header.Del(headerACAllowOrigin)
+			resp.Header.Del(headerACAllowCredentials)
+		}
 		// What the upstream left out goes straight onto our answer's
 		// header, which ReverseProxy then fills with the upstream's: set
 		// on resp.Header it would be allocated twice (set, then copied).

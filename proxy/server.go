@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -12,36 +14,74 @@ import (
 	"gatehouse.dev/proxy/internal/clientip"
 	"gatehouse.dev/proxy/internal/pathclass"
 	"gatehouse.dev/proxy/internal/ratelimit"
+	"gatehouse.dev/proxy/internal/revoke"
 	"gatehouse.dev/proxy/internal/token"
 )
 
-// server holds the proxy's dependencies; its handlers are built once.
+// server holds the proxy's dependencies; its handlers are built once, and
+// again for each routes file loaded.
 type server struct {
 	cfg         config
 	log         *zap.Logger
 	m           *metrics
 	verifier    *token.Verifier
 	limiter     *ratelimit.Limiter
+	revoked     *revoke.Follower // nil: no revocation (REDIS_URL empty)
 	lc          *httpx.Lifecycle
 	cookieNames []string
-	routes      map[pathclass.Class]http.Handler
+	routes      map[pathclass.Class]http.Handler // built-in routing (no PROXY_ROUTES_FILE)
+	verifies    map[pathclass.Class]http.Handler // the same classes for the forward-auth listener
+
+	// table is the loaded PROXY_ROUTES_FILE, nil without one.
+	table      atomic.Pointer[routeTable]
+	reloadMu   sync.Mutex // one reload at a time; guards routesData and transports
+	routesData []byte     // the bytes table was built from
+	transports map[transportKey]*http.Transport
+
+	handler, verifyHandler http.Handler
 }
 
-// newServer returns the proxy's handler. Middleware order, outside in:
+// deps are what newServer wires together.
+type deps struct {
+	log      *zap.Logger
+	m        *metrics
+	verifier *token.Verifier
+	limiter  *ratelimit.Limiter
+	revoked  *revoke.Follower // may be nil
+	lc       *httpx.Lifecycle
+}
+
+// newServer returns the proxy. With PROXY_ROUTES_FILE set it loads the file
+// first and fails, listing every problem, when it is not valid. Middleware
+// order, outside in, on both listeners:
 //
 //  1. untrustedRequestID: a client's X-Request-Id is used only from a
 //     trusted proxy, so log correlation cannot be forged from outside.
 //  2. httpx.Observe: request ID, access log, panic recovery, metrics.
-//  3. s.dispatch: client IP and origin facts, path check and class (the
-//     "route" label), then the class's handler from routes.go.
-func newServer(cfg config, log *zap.Logger, m *metrics, v *token.Verifier, l *ratelimit.Limiter, lc *httpx.Lifecycle) http.Handler {
-	s := &server{cfg: cfg, log: log, m: m, verifier: v, limiter: l, lc: lc, cookieNames: token.CookieNames(cfg.CookiePrefix)}
-	s.routes = s.addRoutes()
+//  3. s.dispatch (public) or s.dispatchVerify (VERIFY_ADDR): client IP and
+//     origin facts, path check and route (the "route" label), then the
+//     route's handler (routes.go, or the routes file's table).
+func newServer(cfg config, d deps) (*server, error) {
+	s := &server{cfg: cfg, log: d.log, m: d.m, verifier: d.verifier, limiter: d.limiter, revoked: d.revoked, lc: d.lc,
+		cookieNames: token.CookieNames(cfg.CookiePrefix), transports: map[transportKey]*http.Transport{}}
+	s.routes = s.addRoutes(true)
+	s.verifies = s.addRoutes(false)
+	if cfg.RoutesFile != "" {
+		if err := s.reloadRoutes(true); err != nil {
+			return nil, err
+		}
+	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = httpx.Observe(log, m.Metrics, h)
-	h = s.untrustedRequestID(h)
-	return h
+	h = httpx.Observe(d.log, d.m.Metrics, h)
+	s.handler = s.untrustedRequestID(h)
+	var v http.Handler = http.HandlerFunc(s.dispatchVerify)
+	v = httpx.Observe(d.log, d.m.Metrics, v)
+	s.verifyHandler = s.untrustedRequestID(v)
+	return s, nil
 }
+
+// ServeHTTP serves the public listener.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // reqInfo are facts about the request, decided once.
 type reqInfo struct {
@@ -114,18 +154,70 @@ func (s *server) untrustedRequestID(next http.Handler) http.Handler {
 }
 
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	s.route(w, r, true)
+}
+
+// route sends r to its route's handler: the forwarding one, or (forward
+// false, the forward-auth listener) the one that only answers the verdict.
+func (s *server) route(w http.ResponseWriter, r *http.Request, forward bool) {
 	x := &exchange{ResponseWriter: w, info: s.requestInfo(r)}
-	class := pathclass.Of(r.URL, s.cfg.WebURL != nil)
+	var h http.Handler
+	var label string
+	if t := s.table.Load(); t != nil {
+		h, label = s.tableRoute(t, x, r, forward)
+	} else {
+		class := pathclass.Of(r.URL, s.cfg.WebURL != nil)
+		label = string(class)
+		if forward {
+			h = s.routes[class]
+		} else {
+			h = s.verifies[class]
+		}
+	}
 	// Observe reads r.Pattern for its "route" label, as it would a ServeMux
-	// pattern; the class is the proxy's route.
-	r.Pattern = string(class)
+	// pattern; the class (or the routes file's prefix) is the proxy's route.
+	r.Pattern = label
 	// The address is passed by pointer into x (already on the heap), so
 	// the field costs no allocation and is formatted only if logged.
-	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", string(class)), zap.Stringer("client_ip", (*addrString)(&x.info.clientIP)))
+	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", label), zap.Stringer("client_ip", (*addrString)(&x.info.clientIP)))
 	if !httpx.SetRequestValue(ctx, x) {
 		r = r.WithContext(context.WithValue(ctx, infoKey{}, x))
 	}
-	s.routes[class].ServeHTTP(x, r)
+	h.ServeHTTP(x, r)
+}
+
+// tableRoute picks r's handler from a routes file's table: the proxy's own
+// answers (bad path, health, CORS preflight) first, then the longest
+// matching prefix of the raw path, which passed the same path checks as
+// the built-in routing.
+func (s *server) tableRoute(t *routeTable, x *exchange, r *http.Request, forward bool) (http.Handler, string) {
+	if pathclass.Check(r.URL) != nil {
+		return s.routes[pathclass.BadPath], string(pathclass.BadPath)
+	}
+	switch r.URL.Path {
+	case "/healthz":
+		return s.routes[pathclass.Healthz], string(pathclass.Healthz)
+	case "/readyz":
+		return s.routes[pathclass.Readyz], string(pathclass.Readyz)
+	}
+	x.table = t
+	if t.cors != nil && isPreflight(r) {
+		if forward {
+			return t.preflight, "cors_preflight"
+		}
+		return t.preflightVerify, "cors_preflight"
+	}
+	rt := t.lookup(r.URL.EscapedPath())
+	if rt == nil {
+		return s.routes[pathclass.NotFound], string(pathclass.NotFound)
+	}
+	if t.cors != nil {
+		corsHeaders(t.cors, x, r)
+	}
+	if forward {
+		return rt.proxy, rt.label
+	}
+	return rt.verify, rt.label
 }
 
 // readyCheck: not ready until a verification key is available; ready only

@@ -34,7 +34,39 @@ const (
 	toBackend
 	// toWeb drops Authorization and the access cookie; no identity.
 	toWeb
+	// toOpen is a routes file's auth: none route: like toAuthsvc it passes
+	// Authorization and cookies on untouched (the proxy never read them, and
+	// the upstream may be an auth service), without toAuthsvc's no-store.
+	toOpen
 )
+
+// proxySpec describes one ReverseProxy.
+type proxySpec struct {
+	name    string // upstream name: the metric label and log field
+	target  *url.URL
+	kind    upstreamKind
+	timeout time.Duration // response-header timeout
+	table   *routeTable   // the routes file table the route belongs to; nil: built-in routing
+}
+
+// transportKey identifies a connection pool: one per upstream and timeout,
+// shared by every route and every reloaded table that uses them.
+type transportKey struct {
+	target  string
+	timeout time.Duration
+}
+
+// transportFor returns the pool for target and timeout, creating it once.
+// Callers hold s.reloadMu or run before the server starts.
+func (s *server) transportFor(target *url.URL, timeout time.Duration) *http.Transport {
+	k := transportKey{target.String(), timeout}
+	if t, ok := s.transports[k]; ok {
+		return t
+	}
+	t := newTransport(timeout)
+	s.transports[k] = t
+	return t
+}
 
 // newTransport is the connection pool to one upstream: keep-alive sized for
 // a sidecar under load, bounded dial and handshake, and UPSTREAM_TIMEOUT for
@@ -77,12 +109,19 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Rewrite, which runs after ReverseProxy has removed hop-by-hop headers
 // (including any named by the client's Connection header), so nothing set
 // here can be deleted by a hostile Connection: X-User-ID (golang/go#50580).
-func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind) *httputil.ReverseProxy {
+func (s *server) newReverseProxy(p proxySpec) *httputil.ReverseProxy {
+	name, target, kind, t := p.name, p.target, p.kind, p.table
+	nIdentity := 0
+	var strip map[string]bool
+	if t != nil {
+		nIdentity, strip = len(t.identity), t.strip
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target) // same path as routed: Check admitted only canonical paths
 			out := pr.Out.Header
 			headers.StripInbound(out)
+			headers.StripNamed(out, strip) // the routes file's identity headers, on every route
 			x := exchangeFrom(pr.In.Context())
 			if x != nil && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
 				pr.Out.Body = trackedBody{ReadCloser: pr.Out.Body, x: x}
@@ -94,7 +133,7 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 			// Every value below gets its own one-element slice (cap 1, so an
 			// Add elsewhere copies rather than writes into a neighbour), all
 			// cut from one array: one allocation instead of one per header.
-			vals := make([]string, 0, 5)
+			vals := make([]string, 0, 5+nIdentity)
 			set := func(k, v string) {
 				vals = append(vals, v)
 				out[k] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -107,18 +146,18 @@ func (s *server) newReverseProxy(name string, target *url.URL, kind upstreamKind
 				set(headers.ForwardedHost, info.host)
 			}
 			set(headers.RequestID, httpx.RequestIDFrom(pr.In.Context()))
-			if kind == toAuthsvc {
+			if kind == toAuthsvc || kind == toOpen {
 				return
 			}
 			headers.DeleteAnyCase(out, headers.Authorization)
 			headers.RemoveCookies(out, s.cookieNames)
-			if kind == toBackend && x != nil && x.user != "" {
-				set(headers.UserID, x.user)
+			if kind == toBackend {
+				setIdentity(x, set)
 			}
 		},
 		ModifyResponse: secureResponse(kind),
 		BufferPool:     copyBuffers,
-		Transport:      timedTransport{next: newTransport(s.cfg.UpstreamTimeout), series: s.m.upstreamSeries(name)},
+		Transport:      timedTransport{next: s.transportFor(target, p.timeout), series: s.m.upstreamSeries(name)},
 		ErrorLog:       zap.NewStdLog(s.log.With(zap.String("upstream", name))),
 		ErrorHandler:   s.upstreamError(name),
 	}

@@ -76,6 +76,9 @@ type ServeConfig struct {
 	Log *zap.Logger
 	// Main is the public listener; Metrics (optional) serves /metrics.
 	Main, Metrics *http.Server
+	// Others are further listeners (the proxy's forward-auth one), served,
+	// drained and shut down like Main.
+	Others []*http.Server
 	// Lifecycle is flipped to draining when ctx is cancelled.
 	Lifecycle *Lifecycle
 	// DrainDelay keeps serving (with /readyz at 503) after the signal, the
@@ -94,6 +97,7 @@ func Serve(ctx context.Context, c ServeConfig) error {
 	if c.Metrics != nil {
 		servers = append(servers, c.Metrics)
 	}
+	servers = append(servers, c.Others...)
 	errc := make(chan error, len(servers))
 	quiet := make([]*quietConns, len(servers))
 	for i, s := range servers {

@@ -103,6 +103,24 @@ func normalise(name string) string {
 	return n
 }
 
+// Normalise returns name as Spoofable compares it: spaces trimmed, lower
+// case, '_' read as '-'.
+func Normalise(name string) string { return normalise(name) }
+
+// StripNamed deletes every header of h whose Normalise'd name is in names
+// (the routes file's identity headers), in any spelling and every
+// occurrence. A nil or empty set deletes nothing.
+func StripNamed(h http.Header, names map[string]bool) {
+	if len(names) == 0 {
+		return
+	}
+	for k := range h {
+		if names[normalise(k)] {
+			delete(h, k)
+		}
+	}
+}
+
 // StripInbound deletes every Spoofable header from h, whatever the case of
 // its key and however many values it has.
 func StripInbound(h http.Header) {

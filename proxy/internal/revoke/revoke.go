@@ -78,8 +78,9 @@ type Follower struct {
 	key, ch string
 	opt     Options
 
-	mu   sync.RWMutex
-	sids map[string]int64 // sid → expiry, Unix seconds
+	mu       sync.RWMutex
+	sids     map[string]int64                  // sid → expiry, Unix seconds
+	watchers map[string]map[chan struct{}]bool // sid → channels to close on revocation
 
 	up       atomic.Bool
 	loaded   chan struct{} // closed after the first full read
@@ -159,7 +160,48 @@ func (f *Follower) add(sid string, exp, now int64) bool {
 	if !ok || exp > old {
 		f.sids[sid] = exp
 	}
+	if !ok {
+		for ch := range f.watchers[sid] {
+			close(ch)
+		}
+		delete(f.watchers, sid)
+	}
 	return !ok
+}
+
+// Watch returns a channel that is closed once sid is revoked (at once when
+// it already is), for connections that outlive a request's token check:
+// a WebSocket tunnel is cut when its session ends. stop releases the watch;
+// call it when the connection ends. A nil Follower and the empty sid
+// return a nil channel, which never fires.
+func (f *Follower) Watch(sid string) (revoked <-chan struct{}, stop func()) {
+	if f == nil || sid == "" {
+		return nil, func() {}
+	}
+	ch := make(chan struct{})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.sids[sid]; ok {
+		close(ch)
+		return ch, func() {}
+	}
+	if f.watchers == nil {
+		f.watchers = map[string]map[chan struct{}]bool{}
+	}
+	if f.watchers[sid] == nil {
+		f.watchers[sid] = map[chan struct{}]bool{}
+	}
+	f.watchers[sid][ch] = true
+	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if w := f.watchers[sid]; w[ch] {
+			delete(w, ch)
+			if len(w) == 0 {
+				delete(f.watchers, sid)
+			}
+		}
+	}
 }
 
 // prune drops entries whose expiry has passed.

@@ -124,3 +124,51 @@ func TestNilFollowerRevokesNothing(t *testing.T) {
 	}
 	f.Run(context.Background()) // returns at once
 }
+
+// TestWatchFiresOnRevocation: a watch on a sid fires when its revocation
+// arrives, at once when it is already revoked, never for other sids, and
+// not after stop.
+func TestWatchFiresOnRevocation(t *testing.T) {
+	c := &clock{}
+	c.unix.Store(time.Now().Unix())
+	f, rdb, prefix := follow(t, c)
+	publish := func(sid string) {
+		exp := time.Now().Add(time.Hour).Unix()
+		ctx := context.Background()
+		rdb.ZAdd(ctx, wire.RevokedKey(prefix), redis.Z{Score: float64(exp), Member: sid})
+		rdb.Publish(ctx, wire.RevocationChannel(prefix), wire.FormatRevocation(sid, exp))
+	}
+	mine, stopMine := f.Watch("sid-a")
+	defer stopMine()
+	other, stopOther := f.Watch("sid-b")
+	defer stopOther()
+	stopped, stop := f.Watch("sid-a")
+	stop()
+	publish("sid-a")
+	select {
+	case <-mine:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch on sid-a did not fire")
+	}
+	select {
+	case <-other:
+		t.Error("watch on sid-b fired for sid-a")
+	case <-stopped:
+		t.Error("a stopped watch fired")
+	default:
+	}
+	again, stopAgain := f.Watch("sid-a")
+	defer stopAgain()
+	select {
+	case <-again:
+	default:
+		t.Error("watch on an already revoked sid did not fire at once")
+	}
+	if ch, _ := f.Watch(""); ch != nil {
+		t.Error("the empty sid got a watch")
+	}
+	var nilF *revoke.Follower
+	if ch, _ := nilF.Watch("x"); ch != nil {
+		t.Error("a nil Follower returned a channel")
+	}
+}

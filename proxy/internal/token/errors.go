@@ -29,6 +29,10 @@ const (
 	ReasonBadSubject      Reason = "bad_subject"   // sub not 1–128 printable ASCII without space or comma
 	ReasonKeysUnavailable Reason = "keys_unavailable"
 	ReasonRevoked         Reason = "revoked" // its session (sid) was signed out or revoked
+	// ReasonBadClaim: a claim mapped to an identity header (PROXY_ROUTES_FILE
+	// identity:) has a value that cannot be a header: an object, a mixed
+	// array, control characters, or over 1 KiB.
+	ReasonBadClaim Reason = "bad_claim"
 )
 
 // Error is a rejected or missing token.
@@ -47,6 +51,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.err }
 
 func fail(r Reason, err error) *Error { return &Error{Reason: r, err: err} }
+
+// Refuse returns the error for a token refused for reason r by a check made
+// outside this package (ReasonBadClaim); detail is for logs and must not
+// contain the token.
+func Refuse(r Reason, detail error) error { return fail(r, detail) }
 
 // ReasonOf returns the Reason of a token error, or "" when err is not one.
 func ReasonOf(err error) Reason {

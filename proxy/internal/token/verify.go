@@ -74,6 +74,13 @@ type Claims struct {
 	// SID is the session the token was issued for (authsvc sets it); "" when
 	// absent, e.g. in HS256 tokens from other issuers.
 	SID string `json:"sid,omitempty"`
+
+	// payload is the decoded JSON payload the claims came from, for Claim;
+	// nil for claims not made by Verify.
+	payload []byte
+	// others are payload's top-level members, decoded on the first Claim
+	// call (only proxies with an identity mapping ask) and shared after.
+	others *lazyClaims
 }
 
 // Verifier verifies access tokens. It is safe for concurrent use.
@@ -214,9 +221,11 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string) (*Claims, *cacheE
 	if err != nil {
 		return nil, nil, v.classify(tok, err)
 	}
-	if err := strictClaims(raw); err != nil {
+	payload, err := strictClaims(raw)
+	if err != nil {
 		return nil, nil, fail(ReasonMalformed, err)
 	}
+	c.payload, c.others = payload, &lazyClaims{}
 	if !wire.ValidUserID(c.Subject) {
 		if c.Subject == "" {
 			return nil, nil, fail(ReasonMissingClaim, errors.New("sub is missing"))
@@ -401,17 +410,19 @@ func registeredFold(key string) string {
 // strictClaims checks the raw payload of a token whose signature verified:
 // registered claim names in their exact case and at most once, and
 // exp/nbf/iat as JSON numbers. It runs once per token (cache misses only).
-func strictClaims(raw string) error {
+//
+// It returns the decoded payload, which Claims keeps for Claim.
+func strictClaims(raw string) ([]byte, error) {
 	first := strings.IndexByte(raw, '.')
 	last := strings.LastIndexByte(raw, '.')
 	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
 	if err != nil {
-		return errors.New("payload is not base64url")
+		return nil, errors.New("payload is not base64url")
 	}
 	if decided, err := strictClaimsFast(payload); decided {
-		return err
+		return payload, err
 	}
-	return strictClaimsJSON(payload)
+	return payload, strictClaimsJSON(payload)
 }
 
 // strictClaimsJSON is strictClaims on the decoded payload with

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"gatehouse.dev/kit/httpx"
+)
+
+// Forward-auth request headers: where and how the original request arrived.
+// ingress-nginx and Traefik send X-Forwarded-*; nginx's auth_request
+// examples and Envoy's ext_authz configs often use X-Original-*.
+const (
+	headerForwardedURI    = "X-Forwarded-Uri"
+	headerForwardedMethod = "X-Forwarded-Method"
+	headerOriginalURI     = "X-Original-Uri"
+	headerOriginalMethod  = "X-Original-Method"
+	headerOriginalURL     = "X-Original-Url" // ingress-nginx's auth-url: the whole URL
+)
+
+var errVerifyBadURI = httpx.Errorf(http.StatusBadRequest, "BAD_ORIGINAL_URI", "X-Forwarded-Uri, X-Original-URI or X-Original-URL is not a request target.")
+
+// dispatchVerify serves VERIFY_ADDR: the request is judged as if it had
+// arrived at X-Forwarded-Uri (Traefik), X-Original-URI (nginx auth_request
+// configs) or the path of X-Original-URL (ingress-nginx auth-url), with
+// X-Forwarded-Method or X-Original-Method (else its own method), and with
+// its own headers (the token, cookies, Origin). Without any of those
+// headers it is judged at its own path: Envoy's ext_authz HTTP service
+// sends the original path and method as the check request's own. The answer is the proxy's own decision: 200 with X-User-ID and
+// the identity headers when it would forward, else the 401, 403, 404 or 429
+// it would give. Nothing is forwarded.
+//
+// This listener must be reachable only by the ingress (it believes the
+// headers above from anyone who can reach it); client addresses and
+// X-Forwarded-Host/Proto come through TRUSTED_PROXIES as on the public one.
+func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
+	uri := firstHeader(r.Header, headerForwardedURI, headerOriginalURI)
+	if uri == "" {
+		if full := firstHeader(r.Header, headerOriginalURL); full != "" {
+			uri = requestTarget(full)
+		} else {
+			uri = r.RequestURI
+		}
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || !strings.HasPrefix(uri, "/") {
+		httpx.WriteError(w, r, errVerifyBadURI)
+		return
+	}
+	// Without a method header, the forward-auth request's own method:
+	// nginx's auth_request subrequest and Envoy's ext_authz check request
+	// carry the original one. Never a default of GET, which would let an
+	// unsafe cookie request skip the origin rule.
+	method := firstHeader(r.Header, headerForwardedMethod, headerOriginalMethod)
+	if method == "" {
+		method = r.Method
+	}
+	if !methodToken(method) {
+		httpx.WriteError(w, r, httpx.Errorf(http.StatusBadRequest, "BAD_METHOD", "X-Forwarded-Method is not an HTTP method."))
+		return
+	}
+	// Only the path, query and method change: the Request (and its context
+	// with Observe's state) is the same one, so the access log shows the
+	// judged path.
+	r.URL, r.RequestURI, r.Method = u, uri, method
+	s.route(w, r, false)
+}
+
+// verifyOK is the forward-auth verdict for a request every check let
+// through: 200 with the identity headers an upstream would have received
+// (none on auth: none routes, or optional ones without a token).
+func (s *server) verifyOK() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		setIdentity(exchangeFrom(r.Context()), func(k, v string) { h.Set(k, v) })
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// requestTarget returns the path and query of an absolute http(s) URL as
+// written (no re-encoding, so the path checks see what the client sent), or
+// "" when full is not one.
+func requestTarget(full string) string {
+	scheme, rest, ok := strings.Cut(full, "://")
+	if !ok || (!strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https")) {
+		return ""
+	}
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return "/"
+	}
+	return rest[i:]
+}
+
+// firstHeader returns the first of names present in h, trimmed; "" if none.
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(h.Get(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// methodToken reports whether m looks like a method: 1-16 upper-case letters.
+func methodToken(m string) bool {
+	if len(m) == 0 || len(m) > 16 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
