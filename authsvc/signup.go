@@ -141,6 +141,9 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		if err := d.users(tx).Create(ctx, u); err != nil {
 			return err
 		}
+		if d.cfg.RequireEmailVerification {
+			return nil // no session until the address is verified
+		}
 		var err error
 		sess, token, err = d.sessions(tx).Create(ctx, session.New{
 			UserID: u.ID, Remember: remember, IPAddress: clientIP(r), UserAgent: r.UserAgent(),
@@ -154,6 +157,20 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		return "error", err
 	}
 	httpx.AddLogFields(r.Context(), zap.String("user_id", u.ID))
+	if d.cfg.RequireEmailVerification {
+		// Better Auth's answer without autoSignIn: no token, and the
+		// verification mail (sendOnSignUp). A failed mail does not undo
+		// the account: send-verification-email sends another.
+		callback := "/"
+		if q.CallbackURL != nil && *q.CallbackURL != "" {
+			callback = *q.CallbackURL
+		}
+		if err := d.mailVerification(r, u, callback); err != nil {
+			httpx.LogFrom(r.Context()).Warn("verification mail at sign-up not sent", zap.Error(err))
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(u)})
+		return "created_unverified", nil
+	}
 	if err := d.startSession(w, u, sess, token, remember); err != nil {
 		return "error", err
 	}
