@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"gatehouse.dev/backend/internal/todo"
@@ -55,6 +56,15 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		default:
 			return fmt.Errorf("unknown command %q (want no arguments, migrate, or probe PATH)", args[0])
 		}
+	}
+
+	if cfg.RedisURL != "" {
+		opt, _ := redis.ParseURL(cfg.RedisURL) // checked by loadConfig
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		go newUserEvents(rdb, cfg.RedisPrefix, todo.NewStore(db), log).run(ctx)
+	} else {
+		log.Warn("REDIS_URL is not set: todos of deleted users are not removed (authsvc's user.deleted events wait in Redis)")
 	}
 
 	lc := &httpx.Lifecycle{}
