@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/uptrace/bun"
 	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
 	"gatehouse.dev/backend/internal/todo"
