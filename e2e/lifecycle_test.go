@@ -52,7 +52,7 @@ func TestPasswordResetEndsSessionsAtTheEdge(t *testing.T) {
 		t.Fatalf("request-password-reset: %s", r)
 	}
 	m := mp.WaitFor(t, email, 1)
-	link := regexp.MustCompile(regexp.QuoteMeta(s.URL)+`/api/auth/reset-password/\S+`).FindString(m.Text)
+	link := regexp.MustCompile(regexp.QuoteMeta(s.URL) + `/api/auth/reset-password/\S+`).FindString(m.Text)
 	if link == "" {
 		t.Fatalf("no reset link through the proxy in %q", m.Text)
 	}
