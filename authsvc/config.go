@@ -138,6 +138,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			e.Fail("MAIL_FROM", fmt.Sprintf("%q: want an address like Gatehouse <noreply@example.com>", c.MailFrom))
 		}
 	}
+	if c.RequireEmailVerification && c.SMTPURL == "" {
+		e.Fail("REQUIRE_EMAIL_VERIFICATION", "needs SMTP_URL: without mail nobody could verify, and so nobody could sign in")
+	}
 	if c.SMTPTimeout > time.Minute {
 		e.Fail("SMTP_TIMEOUT", "want at most 1m: a request waits for the mail")
 	}

@@ -77,7 +77,8 @@ func (d *deps) sendTokenMail(r *http.Request, p mailtoken.Purpose, u *user.User,
 	defer cancel()
 	if err != nil {
 		d.metrics.mails.WithLabelValues(string(p), "failed").Inc()
-		log.Error("mail not sent; its token is discarded", zap.String("purpose", string(p)), zap.Error(err))
+		// Not the error text itself: an SMTP reply may quote the address.
+		log.Error("mail not sent; its token is discarded", zap.String("purpose", string(p)), zap.String("smtp_error", mail.Describe(err)))
 		if derr := d.tokens(d.db).Discard(dctx, id); derr != nil {
 			// It cannot be used anyway: nobody ever saw it. It expires within the hour.
 			log.Warn("unsent token not discarded", zap.Error(derr))

@@ -226,3 +226,15 @@ func permanent(err error) bool {
 	}
 	return false
 }
+
+// Describe summarises a Send error for logs without the SMTP server's
+// reply text, which may quote the recipient's address: the reply code and
+// enhanced status for a rejected mail, else the error (a connection or TLS
+// failure, which names only the server).
+func Describe(err error) string {
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("SMTP %d %s (temporary=%v)", se.ErrorCode(), se.EnhancedStatusCode(), se.IsTemp())
+	}
+	return err.Error()
+}
