@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -111,5 +116,42 @@ func TestDeleteUserWhileBackendDown(t *testing.T) {
 	}
 	if n := len(stays.Todos()); n != 1 {
 		t.Errorf("the other user has %d todos, want 1", n)
+	}
+}
+
+// TestBetterAuthClientLifecycleThroughProxy: better-auth's own client
+// (authsvc/testdata/client/lifecycle.mjs) runs every account-lifecycle
+// call through the proxy on the stack's public origin, reading the links
+// from the delivered mail.
+func TestBetterAuthClientLifecycleThroughProxy(t *testing.T) {
+	t.Parallel()
+	dir, _ := filepath.Abs(filepath.Join("..", "authsvc", "testdata", "client"))
+	testenv.NPMCI(t, dir)
+	s, mp := mailStack(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "lifecycle.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "AUTH_URL="+s.URL, "ORIGIN="+s.URL, "MAILPIT_API=http://"+mp.HTTPAddr)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node lifecycle.mjs through the proxy: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	var out struct {
+		ResetReuse, ChangeWrong, DeleteWrong, SignInAfterDelete struct{ Code string }
+		SessionAfterReset                                       struct{ A, B json.RawMessage }
+		Verified                                                bool
+		ListSessions                                            int
+		DeleteUser                                              struct{ Success bool }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("output %q: %v", stdout.String(), err)
+	}
+	if out.ResetReuse.Code != "INVALID_TOKEN" || out.ChangeWrong.Code != "INVALID_PASSWORD" || out.DeleteWrong.Code != "INVALID_PASSWORD" ||
+		string(out.SessionAfterReset.A) != "null" || string(out.SessionAfterReset.B) != "null" ||
+		!out.Verified || out.ListSessions != 2 || !out.DeleteUser.Success || out.SignInAfterDelete.Code != "INVALID_EMAIL_OR_PASSWORD" {
+		t.Errorf("lifecycle through the proxy: %s", stdout.String())
 	}
 }

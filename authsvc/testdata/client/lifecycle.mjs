@@ -59,7 +59,9 @@ async function waitMail(addr, n) {
   }
   throw new Error(`no mail ${n} to ${addr}`);
 }
-const linkIn = (text) => text.match(/http:\/\/localhost:8080\/api\/auth\/\S+/)[0];
+// Links name the public origin (ORIGIN); AUTH_URL may be authsvc itself.
+const esc = (x) => x.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+const linkIn = (text) => text.match(new RegExp(`${esc(origin)}/api/auth/\\S+`))[0];
 
 const email = `lifecycle.${Date.now()}@example.com`;
 const pw1 = "first-password-123", pw2 = "second-password-456", pw3 = "third-password-789";
@@ -70,10 +72,10 @@ must("signUp", await a.signUp.email({ email, password: pw1, name: "Life Cycle" }
 must("signIn b", await b.signIn.email({ email, password: pw1 }));
 
 // Forgotten password: request, read the mail, follow Better Auth's flow.
-out.requestReset = must("requestPasswordReset", await b.requestPasswordReset({ email, redirectTo: "http://localhost:8080/reset" }));
-out.requestResetUnknown = must("requestPasswordReset unknown", await b.requestPasswordReset({ email: `nobody.${email}`, redirectTo: "http://localhost:8080/reset" }));
+out.requestReset = must("requestPasswordReset", await b.requestPasswordReset({ email, redirectTo: `${origin}/reset` }));
+out.requestResetUnknown = must("requestPasswordReset unknown", await b.requestPasswordReset({ email: `nobody.${email}`, redirectTo: `${origin}/reset` }));
 const link = linkIn(await waitMail(email, 1));
-const follow = await fetch(link.replace("http://localhost:8080", new URL(base).origin), { redirect: "manual" });
+const follow = await fetch(link.replace(origin, new URL(base).origin), { redirect: "manual" });
 const token = new URL(follow.headers.get("location")).searchParams.get("token");
 out.resetLink = { status: follow.status, hasToken: !!token };
 out.resetPassword = must("resetPassword", await b.resetPassword({ newPassword: pw2, token }));
