@@ -234,6 +234,18 @@ func TestEmailVerificationRequired(t *testing.T) {
 		t.Fatalf("sign-up: %d %s (want token null and no session cookie)", r.status, r.body)
 	}
 	link := mailedLink(t, mp, in, email, 1)
+	// A second sign-up with the same email looks like a new account
+	// (Better Auth's generic duplicate answer), and mails nothing.
+	dup := newBrowser(t, in).do("POST", "/api/auth/sign-up/email", map[string]any{"name": "V", "email": email, "password": "other-password-1"})
+	var first, second struct{ User struct{ ID, Email string } }
+	r.json(t, &first)
+	dup.json(t, &second)
+	if dup.status != 200 || !strings.Contains(string(dup.body), `"token":null`) || second.User.Email != email || second.User.ID == first.User.ID {
+		t.Errorf("duplicate sign-up: %d %s", dup.status, dup.body)
+	}
+	if n := mp.Count(t, email); n != 1 {
+		t.Errorf("%d mails after a duplicate sign-up, want 1", n)
+	}
 	if r := b.do("POST", "/api/auth/sign-in/email", map[string]any{"email": email, "password": pw}); r.status != 403 || r.errCode(t) != "EMAIL_NOT_VERIFIED" {
 		t.Errorf("unverified sign-in: %d %s", r.status, r.body)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"github.com/uptrace/bun"
@@ -150,6 +151,15 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		})
 		return err
 	})
+	if errors.Is(err, user.ErrEmailTaken) && d.cfg.RequireEmailVerification {
+		// Better Auth's generic duplicate answer: with verification
+		// required, a taken email looks exactly like a new account (a
+		// made-up user, no token), so sign-up cannot test which exist.
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		fake := &user.User{ID: session.NewID(), Name: u.Name, Email: email, Image: u.Image, CreatedAt: now, UpdatedAt: now}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(fake)})
+		return "exists", nil
+	}
 	if errors.Is(err, user.ErrEmailTaken) {
 		return "exists", errUserExists
 	}
