@@ -419,6 +419,12 @@ func TestDeleteUser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	for metric(t, in, "authsvc_user_events_relayed_total") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("authsvc_user_events_relayed_total did not reach 1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	var later int
 	testDB(t, in).QueryRowContext(context.Background(), `SELECT count(*) FROM user_events WHERE user_id = ? AND deliver_after > now()`, up.User.ID).Scan(&later)
 	if later != 1 {

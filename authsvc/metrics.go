@@ -25,6 +25,8 @@ type authMetrics struct {
 	revokeDropped   prometheus.Counter
 	mails           *prometheus.CounterVec // by purpose and outcome
 	mailLimited     prometheus.Counter
+	eventsRelayed   prometheus.Counter
+	relayFailures   prometheus.Counter
 }
 
 func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
@@ -82,8 +84,16 @@ func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
 			Namespace: "authsvc", Name: "mails_rate_limited_total",
 			Help: "Reset or verification mails refused: the recipient or client IP reached its hourly limit.",
 		}),
+		eventsRelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "user_events_relayed_total",
+			Help: "Account events (user.deleted) moved from the outbox table to the Redis stream.",
+		}),
+		relayFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "user_events_relay_failures_total",
+			Help: "Outbox relay rounds that failed (Redis or Postgres unavailable); the events stay queued.",
+		}),
 	}
-	reg.MustRegister(m.mails, m.mailLimited)
+	reg.MustRegister(m.mails, m.mailLimited, m.eventsRelayed, m.relayFailures)
 	reg.MustRegister(m.signUps, m.signIns, m.tokens, m.hashWork, m.hashWait,
 		m.signUpCommon, m.signInThrottled, m.throttleUnavail, m.revokePublished, m.revokeFailed, m.revokeDropped)
 	return m

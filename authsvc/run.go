@@ -112,6 +112,12 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 		log.Warn("REDIS_URL is not set: deleted users' todos are not removed by the backend until it is (the events wait in the user_events table)")
 	}
 	relay := outbox.NewRelay(db, qrdb, cfg.RedisPrefix, log)
+	relay.Relayed = func(n int, err error) {
+		if err != nil {
+			m.relayFailures.Inc()
+		}
+		m.eventsRelayed.Add(float64(n))
+	}
 	go relay.Run(ctx)
 
 	lc := &httpx.Lifecycle{}

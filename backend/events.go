@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -37,11 +38,19 @@ type userEvents struct {
 	// reclaimAfter is how long an entry may stay pending before another
 	// attempt (XAUTOCLAIM's min-idle-time).
 	reclaimAfter time.Duration
+	// applied counts events by outcome: deleted, failed (retried later),
+	// ignored (unknown type or bad user id).
+	applied *prometheus.CounterVec
 }
 
-func newUserEvents(rdb *redis.Client, prefix string, todos *todo.Store, log *zap.Logger) *userEvents {
+func newUserEvents(rdb *redis.Client, prefix string, todos *todo.Store, log *zap.Logger, reg prometheus.Registerer) *userEvents {
 	host, _ := os.Hostname()
-	return &userEvents{
+	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "backend", Name: "user_events_total",
+		Help: "Account events from authsvc by outcome (deleted, failed: retried later, ignored: not understood).",
+	}, []string{"outcome"})
+	reg.MustRegister(applied)
+	return &userEvents{applied: applied,
 		rdb: rdb, stream: prefix + "user_events", group: "backend",
 		consumer: fmt.Sprintf("%s-%d", host, os.Getpid()), todos: todos,
 		log: log.With(zap.String("component", "user_events")), reclaimAfter: time.Minute,
@@ -98,7 +107,9 @@ func (c *userEvents) once(ctx context.Context) error {
 
 func (c *userEvents) handle(ctx context.Context, msgs []redis.XMessage) {
 	for _, m := range msgs {
-		if err := c.apply(ctx, m); err != nil {
+		outcome, err := c.apply(ctx, m)
+		c.applied.WithLabelValues(outcome).Inc()
+		if err != nil {
 			// Not acknowledged: it stays pending and is claimed again later.
 			c.log.Warn("user event not applied yet; will retry", zap.String("entry", m.ID), zap.Error(err))
 			continue
@@ -111,26 +122,26 @@ func (c *userEvents) handle(ctx context.Context, msgs []redis.XMessage) {
 
 // apply acts on one event. Events it cannot understand are logged and
 // acknowledged: retrying would not help.
-func (c *userEvents) apply(ctx context.Context, m redis.XMessage) error {
+func (c *userEvents) apply(ctx context.Context, m redis.XMessage) (outcome string, err error) {
 	typ, _ := m.Values["type"].(string)
 	raw, _ := m.Values["user_id"].(string)
 	if typ != "user.deleted" {
 		c.log.Warn("unknown user event type ignored", zap.String("entry", m.ID))
-		return nil
+		return "ignored", nil
 	}
 	uid, err := todo.ParseUserID(raw)
 	if err != nil {
 		c.log.Error("user.deleted event with an invalid user id ignored", zap.String("entry", m.ID))
-		return nil
+		return "ignored", nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	n, err := c.todos.ForUser(uid).DeleteAll(dctx)
 	if err != nil {
-		return err
+		return "failed", err
 	}
 	c.log.Info("deleted user's todos", zap.String("user_id", string(uid)), zap.Int64("todos", n))
-	return nil
+	return "deleted", nil
 }
 
 func (c *userEvents) pause(ctx context.Context, msg string, err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func TestUserDeletedEventDeletesTodos(t *testing.T) {
 		}
 	}
 
-	p = startBackend(t, dbURL, env...)
+	metricsAddr := testenv.FreeAddr(t)
+	p = startBackend(t, dbURL, append(env, "BACKEND_METRICS_ADDR="+metricsAddr)...)
 	p.waitReady(t)
 	count := func(user string) int {
 		req, _ := http.NewRequest("GET", "http://"+p.addr+"/api/v1/todos", nil)
@@ -82,15 +84,25 @@ func TestUserDeletedEventDeletesTodos(t *testing.T) {
 	if n := count("other-user"); n != 1 {
 		t.Errorf("other user has %d todos, want 1", n)
 	}
-	for time.Now().Before(deadline) {
+	acked := false
+	for !acked && time.Now().Before(deadline) {
 		pending, err := rdb.XPending(ctx, stream, "backend").Result()
 		if err == nil && pending.Count == 0 {
 			info, _ := rdb.XInfoGroups(ctx, stream).Result()
-			if len(info) == 1 && info[0].EntriesRead == 2 {
-				return
-			}
+			acked = len(info) == 1 && info[0].EntriesRead == 2
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("events not all acknowledged")
+	if !acked {
+		t.Fatal("events not all acknowledged")
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `backend_user_events_total{outcome="deleted"} 2`) {
+		t.Errorf("metrics lack backend_user_events_total{outcome=\"deleted\"} 2:\n%s", body)
+	}
 }

@@ -88,6 +88,9 @@ type Relay struct {
 	log    *zap.Logger
 	kick   chan struct{}
 	every  time.Duration
+	// Relayed, when set, is told how many events each round moved
+	// (n > 0) or that a round failed (err != nil).
+	Relayed func(n int, err error)
 }
 
 // NewRelay returns a Relay; rdb may be nil (REDIS_URL unset), when events
@@ -119,6 +122,9 @@ func (r *Relay) Run(ctx context.Context) {
 			n, err := r.deliver(ctx)
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn("user events not delivered yet; retrying", zap.Error(err))
+			}
+			if r.Relayed != nil && (n > 0 || err != nil && ctx.Err() == nil) {
+				r.Relayed(n, err)
 			}
 			if err != nil || n < batch {
 				break
