@@ -108,7 +108,13 @@ func TestPasswordReset(t *testing.T) {
 	if !strings.Contains(string(known.body), `"status":true`) {
 		t.Errorf("body %s", known.body)
 	}
+	if r := anon.do("POST", "/api/auth/request-password-reset", map[string]any{"email": email, "redirectTo": "https://evil.example/steal"}); r.status != 403 || r.errCode(t) != "INVALID_REDIRECT_URL" {
+		t.Errorf("foreign redirectTo: %d %s", r.status, r.body)
+	}
 	link1 := mailedLink(t, mp, in, email, 1)
+	if r := anon.do("GET", "/api/auth/reset-password/"+tokenOf(t, link1)+"?callbackURL="+url.QueryEscape("//evil.example/steal"), nil); r.status != 403 || r.errCode(t) != "INVALID_CALLBACK_URL" {
+		t.Errorf("reset link with a foreign callbackURL: %d %s", r.status, r.body)
+	}
 	if n := mp.Count(t, "nobody.here@example.test"); n != 0 {
 		t.Errorf("%d mail(s) sent to an unknown address", n)
 	}
