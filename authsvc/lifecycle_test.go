@@ -13,10 +13,10 @@ import (
 	"github.com/uptrace/bun"
 
 	"gatehouse.dev/authsvc/internal/outbox"
-	"gatehouse.dev/authsvc/internal/revoke"
 	"gatehouse.dev/kit/devenv"
 	"gatehouse.dev/kit/pgdb"
 	"gatehouse.dev/kit/testenv"
+	"gatehouse.dev/kit/wire"
 )
 
 // withMail starts authsvc with Redis (withRedis) and a real SMTP server
@@ -153,7 +153,7 @@ func TestPasswordReset(t *testing.T) {
 		if !got[sid] {
 			t.Errorf("session %s not revoked; revoked %v", sid, got)
 		}
-		if _, err := rdb.ZScore(context.Background(), revoke.Key(prefix), sid).Result(); err != nil {
+		if _, err := rdb.ZScore(context.Background(), wire.RevokedKey(prefix), sid).Result(); err != nil {
 			t.Errorf("session %s not in the revoked set: %v", sid, err)
 		}
 	}

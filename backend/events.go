@@ -140,7 +140,7 @@ func (c *userEvents) apply(ctx context.Context, m redis.XMessage) (outcome strin
 	if err != nil {
 		return "failed", err
 	}
-	c.log.Info("deleted user's todos", zap.String("user_id", string(uid)), zap.Int64("todos", n))
+	c.log.Info("deleted user's todos", zap.String("user_id", uid.String()), zap.Int64("todos", n))
 	return "deleted", nil
 }
 
