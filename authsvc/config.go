@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	netmail "net/mail"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
+	"gatehouse.dev/authsvc/internal/mail"
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/kit/envconf"
 	"gatehouse.dev/kit/redisx"
@@ -53,6 +56,22 @@ type config struct {
 	SignInDelayBase    time.Duration // first delay, doubling per further failure
 	SignInDelayMax     time.Duration // delay cap (a delay, never a lock-out)
 	SignInFailWindow   time.Duration // the count expires this long after the last attempt
+
+	// Mail (docs/account-lifecycle.md). SMTPURL "" refuses every mail with
+	// 501 MAIL_NOT_CONFIGURED; it is checked by internal/mail.ParseURL.
+	SMTPURL     string
+	MailFrom    string
+	SMTPTimeout time.Duration // one delivery attempt; three attempts at most
+	// RequireEmailVerification: unverified users get 403 EMAIL_NOT_VERIFIED
+	// at sign-in, and sign-up mails a verification link instead of
+	// starting a session (Better Auth's requireEmailVerification).
+	RequireEmailVerification bool
+	// Reset and verification mails per hour, per recipient and per client IP.
+	MailPerEmail, MailPerIP int
+	// MailAnswerFloor is the least time request-password-reset and
+	// send-verification-email take, so an unknown email (no mail sent)
+	// answers as late as a known one.
+	MailAnswerFloor time.Duration
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -95,6 +114,36 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		SignInDelayBase:    e.Duration("SIGNIN_DELAY_BASE", 250*time.Millisecond),
 		SignInDelayMax:     e.Duration("SIGNIN_DELAY_MAX", 8*time.Second),
 		SignInFailWindow:   e.Duration("SIGNIN_FAIL_WINDOW", 15*time.Minute),
+
+		SMTPURL:         e.Str("SMTP_URL", ""),
+		MailFrom:        e.Str("MAIL_FROM", ""),
+		SMTPTimeout:     e.Duration("SMTP_TIMEOUT", 10*time.Second),
+		MailPerEmail:    e.Int("MAIL_LIMIT_PER_EMAIL", 5, 1, 1000),
+		MailPerIP:       e.Int("MAIL_LIMIT_PER_IP", 20, 1, 100000),
+		MailAnswerFloor: e.NonNegDuration("MAIL_ANSWER_FLOOR", time.Second),
+	}
+	if v, ok := e.Lookup("REQUIRE_EMAIL_VERIFICATION"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.Fail("REQUIRE_EMAIL_VERIFICATION", fmt.Sprintf("%q: want true or false", v))
+		}
+		c.RequireEmailVerification = b
+	}
+	if c.SMTPURL != "" {
+		if err := mail.ParseURL(c.SMTPURL); err != nil {
+			e.Fail("SMTP_URL", err.Error())
+		}
+		if c.MailFrom == "" {
+			e.Fail("MAIL_FROM", "required when SMTP_URL is set: want an address like Gatehouse <noreply@example.com>")
+		} else if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
+			e.Fail("MAIL_FROM", fmt.Sprintf("%q: want an address like Gatehouse <noreply@example.com>", c.MailFrom))
+		}
+	}
+	if c.RequireEmailVerification && c.SMTPURL == "" {
+		e.Fail("REQUIRE_EMAIL_VERIFICATION", "needs SMTP_URL: without mail nobody could verify, and so nobody could sign in")
+	}
+	if c.SMTPTimeout > time.Minute {
+		e.Fail("SMTP_TIMEOUT", "want at most 1m: a request waits for the mail")
 	}
 	if c.RedisURL != "" {
 		// One server, Sentinel or Cluster (kit/redisx); its errors never

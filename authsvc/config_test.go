@@ -28,6 +28,12 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"bad REDIS_URL", map[string]string{"REDIS_URL": "redis://u:p@127.0.0.1:6379/notadb"}, []string{"REDIS_URL:"}},
 		{"REDIS_URL not redis", map[string]string{"REDIS_URL": "http://u:p@127.0.0.1:6379"}, []string{"REDIS_URL:"}},
 		{"delay cap below base", map[string]string{"SIGNIN_DELAY_BASE": "2s", "SIGNIN_DELAY_MAX": "1s"}, []string{"SIGNIN_DELAY_MAX:"}},
+		{"SMTP_URL not smtp", map[string]string{"SMTP_URL": "http://u:p@mail.example.com", "MAIL_FROM": "a@example.com"}, []string{"SMTP_URL: scheme"}},
+		{"SMTP_URL unknown parameter", map[string]string{"SMTP_URL": "smtp://u:p@mail.example.com?tls=yes", "MAIL_FROM": "a@example.com"}, []string{"SMTP_URL: unknown parameter"}},
+		{"SMTP_URL without MAIL_FROM", map[string]string{"SMTP_URL": "smtps://u:p@mail.example.com"}, []string{"MAIL_FROM: required"}},
+		{"bad MAIL_FROM", map[string]string{"SMTP_URL": "smtp://mail.example.com", "MAIL_FROM": "not an address"}, []string{"MAIL_FROM:"}},
+		{"bad REQUIRE_EMAIL_VERIFICATION", map[string]string{"REQUIRE_EMAIL_VERIFICATION": "yes please"}, []string{"REQUIRE_EMAIL_VERIFICATION:"}},
+		{"verification required without mail", map[string]string{"REQUIRE_EMAIL_VERIFICATION": "true"}, []string{"REQUIRE_EMAIL_VERIFICATION: needs SMTP_URL"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{}
@@ -70,6 +76,10 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.SignInFreeFailures != 5 || cfg.SignInDelayBase.String() != "250ms" || cfg.SignInDelayMax.String() != "8s" ||
 		cfg.SignInFailWindow.String() != "15m0s" {
 		t.Errorf("Redis and throttle defaults = %+v", cfg)
+	}
+	if cfg.SMTPURL != "" || cfg.RequireEmailVerification || cfg.MailPerEmail != 5 || cfg.MailPerIP != 20 ||
+		cfg.MailAnswerFloor.String() != "1s" || cfg.SMTPTimeout.String() != "10s" {
+		t.Errorf("mail defaults = %+v", cfg)
 	}
 	if cfg.Password.Memory < 19*1024 || cfg.Password.Iterations < 2 || cfg.Password.Parallelism < 1 {
 		t.Errorf("default argon2id parameters %+v are below OWASP's minimum", cfg.Password)

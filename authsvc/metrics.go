@@ -23,6 +23,10 @@ type authMetrics struct {
 	revokePublished prometheus.Counter
 	revokeFailed    prometheus.Counter
 	revokeDropped   prometheus.Counter
+	mails           *prometheus.CounterVec // by purpose and outcome
+	mailLimited     prometheus.Counter
+	eventsRelayed   prometheus.Counter
+	relayFailures   prometheus.Counter
 }
 
 func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
@@ -72,7 +76,24 @@ func newAuthMetrics(reg *prometheus.Registry) *authMetrics {
 			Namespace: "authsvc", Name: "revocations_dropped_total",
 			Help: "Session revocations given up: Redis stayed down until their tokens expired, or the retry queue was full.",
 		}),
+		mails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "mails_total",
+			Help: "Token mails by purpose (reset-password, verify-email) and outcome (sent, failed).",
+		}, []string{"purpose", "outcome"}),
+		mailLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "mails_rate_limited_total",
+			Help: "Reset or verification mails refused: the recipient or client IP reached its hourly limit.",
+		}),
+		eventsRelayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "user_events_relayed_total",
+			Help: "Account events (user.deleted) moved from the outbox table to the Redis stream.",
+		}),
+		relayFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "authsvc", Name: "user_events_relay_failures_total",
+			Help: "Outbox relay rounds that failed (Redis or Postgres unavailable); the events stay queued.",
+		}),
 	}
+	reg.MustRegister(m.mails, m.mailLimited, m.eventsRelayed, m.relayFailures)
 	reg.MustRegister(m.signUps, m.signIns, m.tokens, m.hashWork, m.hashWait,
 		m.signUpCommon, m.signInThrottled, m.throttleUnavail, m.revokePublished, m.revokeFailed, m.revokeDropped)
 	return m

@@ -59,7 +59,8 @@ func handleOtherSessionsRevoke(d *deps) http.Handler {
 }
 
 // handleSessionRevoke is Better Auth's POST /revoke-session {token}: it ends
-// one of the caller's own sessions. Another user's token, or an unknown
+// one of the caller's own sessions, named by its token or (as list-sessions
+// shows other sessions) its id. Another user's token, or an unknown
 // one, changes nothing and answers the same {"status": true}, so the
 // endpoint cannot be used to test whether a token is live.
 func handleSessionRevoke(d *deps) http.Handler {
@@ -79,7 +80,19 @@ func handleSessionRevoke(d *deps) http.Handler {
 		ctx, cancel := d.dbCtx(r.Context())
 		defer cancel()
 		sess, err := store.Find(ctx, token)
-		if errors.Is(err, session.ErrNotFound) || err == nil && sess.UserID != cur.user.ID {
+		if errors.Is(err, session.ErrNotFound) {
+			// list-sessions shows other sessions by id (their tokens are
+			// stored hashed): an id of the caller's own session works too.
+			ok, err := store.DeleteOwned(ctx, cur.user.ID, token)
+			if err != nil || !ok {
+				return nil, err
+			}
+			if token == cur.sess.ID {
+				d.cookies.expire(w)
+			}
+			return []string{token}, nil
+		}
+		if err == nil && sess.UserID != cur.user.ID {
 			return nil, nil
 		}
 		if err != nil {

@@ -19,6 +19,16 @@ func addRoutes(mux httpx.Router, d *deps, lc *httpx.Lifecycle) {
 	mux.Handle("POST /api/auth/revoke-sessions", guard.cookies(handleSessionsRevoke(d)))
 	mux.Handle("POST /api/auth/revoke-other-sessions", guard.cookies(handleOtherSessionsRevoke(d)))
 	mux.Handle("POST /api/auth/revoke-session", guard.cookies(handleSessionRevoke(d)))
+	// Account lifecycle (SPEC.md; docs/account-lifecycle.md).
+	mux.Handle("GET /api/auth/list-sessions", handleSessionsList(d))
+	mux.Handle("POST /api/auth/update-user", guard.cookies(handleUserUpdate(d)))
+	mux.Handle("POST /api/auth/change-password", guard.cookies(handlePasswordChange(d)))
+	mux.Handle("POST /api/auth/request-password-reset", guard.cookies(handlePasswordResetRequest(d, guard)))
+	mux.Handle("GET /api/auth/reset-password/{token}", handlePasswordResetLink(d, guard))
+	mux.Handle("POST /api/auth/reset-password", guard.cookies(handlePasswordReset(d)))
+	mux.Handle("POST /api/auth/send-verification-email", guard.cookies(handleVerificationSend(d, guard)))
+	mux.Handle("GET /api/auth/verify-email", handleEmailVerify(d, guard))
+	mux.Handle("POST /api/auth/delete-user", guard.cookies(handleUserDelete(d)))
 	mux.Handle("GET /api/auth/jwks", handleJWKS(d.keys))
 	mux.Handle("GET /api/auth/ok", handleOK())
 
@@ -32,6 +42,10 @@ func addRoutes(mux httpx.Router, d *deps, lc *httpx.Lifecycle) {
 		"/api/auth/sign-up/email": "POST", "/api/auth/sign-in/email": "POST",
 		"/api/auth/sign-out": "POST", "/api/auth/get-session": "GET, HEAD",
 		"/api/auth/revoke-sessions": "POST", "/api/auth/revoke-other-sessions": "POST", "/api/auth/revoke-session": "POST",
+		"/api/auth/list-sessions": "GET, HEAD", "/api/auth/update-user": "POST", "/api/auth/change-password": "POST",
+		"/api/auth/request-password-reset": "POST", "/api/auth/reset-password/{token}": "GET, HEAD",
+		"/api/auth/reset-password": "POST", "/api/auth/send-verification-email": "POST",
+		"/api/auth/verify-email": "GET, HEAD", "/api/auth/delete-user": "POST",
 		"/api/auth/token": "GET, HEAD", "/api/auth/jwks": "GET, HEAD", "/api/auth/ok": "GET, HEAD",
 		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD",
 	} {

@@ -15,6 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse.dev/authsvc/internal/keys"
+	"gatehouse.dev/authsvc/internal/mail"
+	"gatehouse.dev/authsvc/internal/mailtoken"
+	"gatehouse.dev/authsvc/internal/outbox"
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/authsvc/internal/revoke"
 	"gatehouse.dev/authsvc/internal/session"
@@ -54,8 +57,17 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	case len(cmd) == 0:
 	case len(cmd) == 2 && cmd[0] == "keys" && cmd[1] == "rotate":
 		return runKeysRotate(ctx, cfg, log, stderr)
+	case len(cmd) >= 1 && cmd[0] == "import-better-auth":
+		return runImportBetterAuth(ctx, cfg, log, stderr, cmd[1:])
 	default:
-		return fmt.Errorf("unknown command %q: want no arguments (serve) or \"keys rotate\"", cmd)
+		return fmt.Errorf("unknown command %q: want no arguments (serve), \"keys rotate\" or \"import-better-auth --from postgres://…\"", cmd)
+	}
+	mailer, err := mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout})
+	if err != nil {
+		return err
+	}
+	if !mailer.Enabled() {
+		log.Warn("SMTP_URL is not set: password reset and email verification are refused (501) until it is")
 	}
 
 	db, err := openDB(ctx, cfg, log)
@@ -90,17 +102,31 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 		revoker *revoke.Publisher
 		thr     *throttle.Throttle
 	)
+	var qrdb redis.UniversalClient // nil interface, not a nil *Client, without Redis
 	if rdb != nil {
 		defer rdb.Close()
 		revoker = newRevoker(cfg, rdb, m, log)
 		go revoker.Run(ctx)
 		thr = newThrottle(cfg, rdb)
+		qrdb = rdb
+	} else {
+		log.Warn("REDIS_URL is not set: deleted users' todos are not removed by the backend until it is (the events wait in the user_events table)")
 	}
+	relay := outbox.NewRelay(db, qrdb, cfg.RedisPrefix, log)
+	relay.Relayed = func(n int, err error) {
+		if err != nil {
+			m.relayFailures.Inc()
+		}
+		m.eventsRelayed.Add(float64(n))
+	}
+	go relay.Run(ctx)
 
 	lc := &httpx.Lifecycle{}
 	d := &deps{
 		cfg: cfg, db: db, hasher: hasher, keys: ks, metrics: m,
 		cookies: newCookieJar(cfg), revoker: revoker, throttle: thr,
+		mail: mailer, relay: relay,
+		quota: throttle.NewMailQuota(qrdb, cfg.RedisPrefix, cfg.MailPerEmail, cfg.MailPerIP, time.Hour),
 	}
 	h := newServer(log, metrics, lc, d)
 	sc := httpx.ServeConfig{
@@ -254,6 +280,12 @@ func sweepSessions(ctx context.Context, db *bun.DB, log *zap.Logger) {
 			} else if n > 0 {
 				log.Info("deleted expired sessions", zap.Int64("count", n))
 			}
+			sctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+			_, err = mailtoken.NewStore(db).DeleteExpired(sctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Warn("deleting expired mail tokens failed", zap.Error(err))
+			}
 		}
 	}
 }
@@ -270,7 +302,15 @@ type deps struct {
 	// not published and sign-ins are not counted per account.
 	revoker  *revoke.Publisher
 	throttle *throttle.Throttle
+	// mail refuses every mail (501) without SMTP_URL; quota keeps its counts
+	// in this process without Redis; relay leaves events in the outbox
+	// table without Redis.
+	mail  *mail.Sender
+	quota *throttle.MailQuota
+	relay *outbox.Relay
 }
+
+func (d *deps) tokens(db bun.IDB) *mailtoken.Store { return mailtoken.NewStore(db) }
 
 func (d *deps) users(db bun.IDB) *user.Store { return user.NewStore(db) }
 

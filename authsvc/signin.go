@@ -108,6 +108,13 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		return "invalid_credentials", errBadCredentials
 	case err != nil:
 		return "error", err
+	case u.PasswordHash == "":
+		// Imported without a password (a Better Auth social-only account):
+		// only a reset can give it one.
+		if err := d.hasher.VerifyDummy(hctx, *q.Password); err != nil {
+			return "error", busy(err)
+		}
+		return "invalid_credentials", errBadCredentials
 	}
 	ok, rehash, err := d.hasher.Verify(hctx, *q.Password, u.PasswordHash)
 	if err != nil {
@@ -120,6 +127,9 @@ func signIn(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 	d.signInSucceeded(r, email)
 	if rehash {
 		d.rehash(r, u, *q.Password)
+	}
+	if d.cfg.RequireEmailVerification && !u.EmailVerified {
+		return "unverified", errNotVerified
 	}
 
 	remember := q.RememberMe == nil || *q.RememberMe

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"github.com/uptrace/bun"
@@ -141,12 +142,24 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		if err := d.users(tx).Create(ctx, u); err != nil {
 			return err
 		}
+		if d.cfg.RequireEmailVerification {
+			return nil // no session until the address is verified
+		}
 		var err error
 		sess, token, err = d.sessions(tx).Create(ctx, session.New{
 			UserID: u.ID, Remember: remember, IPAddress: clientIP(r), UserAgent: r.UserAgent(),
 		})
 		return err
 	})
+	if errors.Is(err, user.ErrEmailTaken) && d.cfg.RequireEmailVerification {
+		// Better Auth's generic duplicate answer: with verification
+		// required, a taken email looks exactly like a new account (a
+		// made-up user, no token), so sign-up cannot test which exist.
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		fake := &user.User{ID: session.NewID(), Name: u.Name, Email: email, Image: u.Image, CreatedAt: now, UpdatedAt: now}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(fake)})
+		return "exists", nil
+	}
 	if errors.Is(err, user.ErrEmailTaken) {
 		return "exists", errUserExists
 	}
@@ -154,6 +167,20 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		return "error", err
 	}
 	httpx.AddLogFields(r.Context(), zap.String("user_id", u.ID))
+	if d.cfg.RequireEmailVerification {
+		// Better Auth's answer without autoSignIn: no token, and the
+		// verification mail (sendOnSignUp). A failed mail does not undo
+		// the account: send-verification-email sends another.
+		callback := "/"
+		if q.CallbackURL != nil && *q.CallbackURL != "" {
+			callback = *q.CallbackURL
+		}
+		if err := d.mailVerification(r, u, callback); err != nil {
+			httpx.LogFrom(r.Context()).Warn("verification mail at sign-up not sent", zap.Error(err))
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(u)})
+		return "created_unverified", nil
+	}
 	if err := d.startSession(w, u, sess, token, remember); err != nil {
 		return "error", err
 	}

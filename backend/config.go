@@ -3,6 +3,8 @@ package main
 import (
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"gatehouse.dev/kit/envconf"
 )
 
@@ -16,6 +18,10 @@ type config struct {
 	RequestTimeout  time.Duration // per-request bound on database work
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	// RedisURL ("" = off) is where authsvc's account events arrive
+	// (events.go): without it, deleted users' todos stay.
+	RedisURL    string
+	RedisPrefix string
 }
 
 // loadConfig reads the environment and reports every problem at once.
@@ -30,6 +36,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RequestTimeout:  e.Duration("REQUEST_TIMEOUT", 5*time.Second),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		RedisURL:        e.URL("REDIS_URL", "", "redis", "rediss"),
+		RedisPrefix:     e.Str("REDIS_PREFIX", "gatehouse:"),
+	}
+	if cfg.RedisURL != "" {
+		if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+			e.Fail("REDIS_URL", "not a valid Redis URL: want redis://[:password@]host:port/db")
+		}
 	}
 	if cfg.DatabaseURL == "" {
 		if _, ok := e.Lookup("DATABASE_URL"); !ok {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
@@ -59,6 +60,15 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 
 	lc := &httpx.Lifecycle{}
 	metrics := httpx.NewMetrics("backend")
+	if cfg.RedisURL != "" {
+		opt, _ := redis.ParseURL(cfg.RedisURL) // checked by loadConfig
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		go newUserEvents(rdb, cfg.RedisPrefix, todo.NewStore(db), log, metrics.Registry).run(ctx)
+	} else {
+		log.Warn("REDIS_URL is not set: todos of deleted users are not removed (authsvc's user.deleted events wait in Redis)")
+	}
+
 	handler := newServer(log, metrics, db, lc, cfg)
 	sc := httpx.ServeConfig{
 		Log:             log,

@@ -104,7 +104,15 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // Verify reports whether password matches the PHC string encoded, and whether
 // the hash should be replaced because it was made with other parameters. The
 // comparison is constant-time.
+//
+// A hash imported from Better Auth (BetterAuthPrefix) is checked with its
+// scrypt and always asks for a rehash, so it is replaced by argon2id at the
+// first successful sign-in.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error) {
+	if strings.HasPrefix(encoded, BetterAuthPrefix) {
+		ok, err = h.verifyBetterAuth(ctx, password, encoded)
+		return ok, ok, err
+	}
 	p, salt, want, err := decode(encoded)
 	if err != nil {
 		return false, false, err
@@ -125,17 +133,26 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	return err
 }
 
-func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Params) ([]byte, error) {
-	start := time.Now()
+// acquire waits for a hashing slot; release gives it back.
+func (h *Hasher) acquire(ctx context.Context) error {
 	h.waiting.Add(1)
+	defer h.waiting.Add(-1)
 	select {
 	case h.sem <- struct{}{}:
-		h.waiting.Add(-1)
+		return nil
 	case <-ctx.Done():
-		h.waiting.Add(-1)
-		return nil, fmt.Errorf("password: waiting for a hashing slot: %w", ctx.Err())
+		return fmt.Errorf("password: waiting for a hashing slot: %w", ctx.Err())
 	}
-	defer func() { <-h.sem }()
+}
+
+func (h *Hasher) release() { <-h.sem }
+
+func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Params) ([]byte, error) {
+	start := time.Now()
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer h.release()
 	began := time.Now()
 	key := argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 	if h.obs.Hashed != nil {

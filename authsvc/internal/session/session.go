@@ -218,3 +218,22 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// ListForUser returns userID's live sessions, oldest first.
+func (s *Store) ListForUser(ctx context.Context, userID string) ([]Session, error) {
+	var list []Session
+	err := s.db.NewSelect().Model(&list).Where("user_id = ? AND expires_at > ?", userID, s.now()).
+		OrderExpr("created_at, id").Limit(1000).Scan(ctx)
+	return list, err
+}
+
+// DeleteOwned removes the session with id if it belongs to userID, and
+// reports whether it did.
+func (s *Store) DeleteOwned(ctx context.Context, userID, id string) (bool, error) {
+	res, err := s.db.NewDelete().Model((*Session)(nil)).Where("id = ? AND user_id = ?", id, userID).Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}

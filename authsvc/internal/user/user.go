@@ -81,3 +81,57 @@ func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
 		Where("id = ?", id).Exec(ctx)
 	return err
 }
+
+// Profile is a change to a user's public fields; nil fields stay as they
+// are. Image is a pointer to a pointer so that null can clear it.
+type Profile struct {
+	Name  *string
+	Image **string
+}
+
+// Update applies p to the user id and returns the updated user.
+func (s *Store) Update(ctx context.Context, id string, p Profile) (*User, error) {
+	q := s.db.NewUpdate().Model((*User)(nil)).Set("updated_at = ?", time.Now().UTC().Truncate(time.Millisecond)).Where("id = ?", id)
+	if p.Name != nil {
+		q = q.Set("name = ?", *p.Name)
+	}
+	if p.Image != nil {
+		q = q.Set("image = ?", *p.Image)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound
+	}
+	return s.ByID(ctx, id)
+}
+
+// SetEmailVerified marks id's email verified, only while it is still email
+// (a verification link proves ownership of the address it was sent to).
+func (s *Store) SetEmailVerified(ctx context.Context, id, email string) error {
+	res, err := s.db.NewUpdate().Model((*User)(nil)).
+		Set("email_verified = true").Set("updated_at = ?", time.Now().UTC().Truncate(time.Millisecond)).
+		Where("id = ? AND lower(email) = lower(?)", id, email).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Delete removes the user id; its sessions and mail tokens go with it
+// (ON DELETE CASCADE). Deleting a missing user returns ErrNotFound.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	res, err := s.db.NewDelete().Model((*User)(nil)).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -146,3 +146,13 @@ func (s *UserStore) Delete(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// DeleteAll removes every todo of the user (the account was deleted) and
+// reports how many. Running it again is harmless: it finds nothing.
+func (s *UserStore) DeleteAll(ctx context.Context) (int64, error) {
+	res, err := s.deleteQ((*Todo)(nil)).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -71,16 +71,30 @@ func runStack(args []string) error {
 	}
 	defer rd.Stop()
 
+	// Mailpit catches every mail authsvc sends (password reset, email
+	// verification); its web UI shows them, links clickable. On its
+	// default ports, so the README can say where.
+	mp, mpErr := devenv.StartMailpit(devenv.MailpitOptions{
+		SMTPAddr: "127.0.0.1:1025", HTTPAddr: "127.0.0.1:8025", Database: filepath.Join(abs, "mailpit.db"),
+	})
+	mailEnv := []string{"SMTP_URL=", "MAIL_FROM="}
+	if mpErr != nil {
+		fmt.Fprintf(os.Stderr, "warning: no mail catcher, so password reset and email verification are off: %v\n", mpErr)
+	} else {
+		defer mp.Stop()
+		mailEnv = []string{"SMTP_URL=smtp://" + mp.SMTPAddr, "MAIL_FROM=Gatehouse <noreply@localhost>"}
+	}
+
 	const public = "http://localhost:8080"
 	svcs := []*service{
-		{name: "authsvc", ready: "http://127.0.0.1:8082/readyz", env: []string{
+		{name: "authsvc", ready: "http://127.0.0.1:8082/readyz", env: append([]string{
 			"AUTHSVC_ADDR=127.0.0.1:8082", "AUTHSVC_METRICS_ADDR=127.0.0.1:9092",
 			"DATABASE_URL=" + pg.URL("authsvc"), "REDIS_URL=" + rd.URL(),
 			"AUTH_BASE_URL=" + public, "AUTH_SECRET=" + secrets["AUTH_SECRET"],
-		}},
+		}, mailEnv...)},
 		{name: "backend", ready: "http://127.0.0.1:8081/readyz", env: []string{
 			"BACKEND_ADDR=127.0.0.1:8081", "BACKEND_METRICS_ADDR=127.0.0.1:9091",
-			"DATABASE_URL=" + pg.URL("backend"),
+			"DATABASE_URL=" + pg.URL("backend"), "REDIS_URL=" + rd.URL(), // user.deleted events from authsvc
 		}},
 		{name: "web", ready: "http://127.0.0.1:8083/healthz", env: []string{"WEB_ADDR=127.0.0.1:8083", "WEB_METRICS_ADDR=127.0.0.1:9093"}},
 		{name: "proxy", ready: "http://127.0.0.1:8080/readyz", env: []string{
@@ -129,6 +143,9 @@ func runStack(args []string) error {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", s.name, strings.TrimSuffix(strings.TrimSuffix(s.ready, "/readyz"), "/healthz"))
 	}
 	fmt.Fprintf(os.Stderr, "  postgres 127.0.0.1:%d (databases authsvc, backend; password in %s)\n", pg.Port(), filepath.Join(*state, "postgres", "pg.password"))
+	if mp != nil {
+		fmt.Fprintf(os.Stderr, "  mailpit  http://%s (every mail authsvc sends; SMTP %s)\n", mp.HTTPAddr, mp.SMTPAddr)
+	}
 	fmt.Fprintf(os.Stderr, "  redis    %s\n  state    %s (delete it to start afresh)\nPress Ctrl-C to stop.\n\n", rd.Addr(), *state)
 
 	exited := make(chan string, len(running))
