@@ -36,7 +36,11 @@ func (s *server) checkToken(mode authMode, ident []identityHeader) func(http.Han
 				s.rejectToken(w, r, err)
 				return
 			}
-			if src == token.SourceCookie && !safeMethod(r.Method) && !s.originAllowed(r) {
+			// A WebSocket handshake is a GET, but it opens a read-write
+			// channel with the user's cookies: browsers send SameSite=Lax
+			// cookies on a sibling site's handshake, so it needs the same
+			// origin rule as an unsafe method.
+			if src == token.SourceCookie && (!safeMethod(r.Method) || isUpgrade(r)) && !s.originAllowed(r) {
 				s.m.authFailures.WithLabelValues("invalid_origin").Inc()
 				httpx.LogFrom(r.Context()).Info("cookie request from a foreign origin refused")
 				httpx.WriteError(w, r, errInvalidOrigin)
@@ -102,6 +106,11 @@ func (s *server) rejectToken(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	httpx.WriteError(w, r, he)
+}
+
+// isUpgrade reports whether r asks to switch protocols (a WebSocket).
+func isUpgrade(r *http.Request) bool {
+	return len(r.Header.Values("Upgrade")) > 0
 }
 
 func safeMethod(m string) bool {

@@ -40,9 +40,17 @@ func (s *server) addRoutes(forward bool) map[pathclass.Class]http.Handler {
 	general := s.rateLimit(pathclass.Auth, s.cfg.AuthGeneralRateLimit)
 	readyClient := &http.Client{Transport: newTransport(2 * time.Second), Timeout: 2 * time.Second}
 
+	health, ready := getOnly(httpx.Healthz()), getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient)))
+	if !forward {
+		// On the forward-auth listener /healthz and /readyz are the
+		// application's paths, judged like the rest of what is outside
+		// /api: never a 200 for the proxy's own health, which would let
+		// the ingress pass them unauthenticated.
+		health, ready = web, web
+	}
 	return map[pathclass.Class]http.Handler{
-		pathclass.Healthz:    getOnly(httpx.Healthz()),
-		pathclass.Readyz:     getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient))),
+		pathclass.Healthz:    health,
+		pathclass.Readyz:     ready,
 		pathclass.AuthStrict: strict(authsvc),  // sign-in, sign-up: AUTH_RATE_LIMIT
 		pathclass.Auth:       general(authsvc), // rest of /api/auth: AUTH_GENERAL_RATE_LIMIT
 		pathclass.API:        s.checkToken(authRequired, nil)(backend),

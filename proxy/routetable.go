@@ -73,10 +73,18 @@ func (s *server) buildTable(c routeConfig) *routeTable {
 	return t
 }
 
-// routeChain is one route's decisions in order: deadlines (forwarding
-// only), the rate limit, the token check, then terminal.
+// routeChain is one route's decisions in order: the rate limit, the token
+// check, then (forwarding only) the tunnel bound, the long route's deadlines
+// and terminal.
+//
+// A long route's deadlines are extended only after the token check: a
+// client without a token must not hold a connection open for the route's
+// hours by trickling a body the 401 leaves unread.
 func (s *server) routeChain(t *routeTable, rt *route, terminal http.Handler, forward bool) http.Handler {
 	h := terminal
+	if forward && rt.timeout > s.cfg.UpstreamTimeout {
+		h = longLived(rt.timeout, h)
+	}
 	if forward {
 		h = s.boundTunnel(h)
 	}
@@ -85,9 +93,6 @@ func (s *server) routeChain(t *routeTable, rt *route, terminal http.Handler, for
 	}
 	if rt.limit == rateAuth {
 		h = s.authLimits(h)
-	}
-	if forward && rt.timeout > s.cfg.UpstreamTimeout {
-		h = longLived(rt.timeout, h)
 	}
 	return h
 }

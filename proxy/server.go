@@ -194,10 +194,13 @@ func (s *server) tableRoute(t *routeTable, x *exchange, r *http.Request, forward
 	if pathclass.Check(r.URL) != nil {
 		return s.routes[pathclass.BadPath], string(pathclass.BadPath)
 	}
-	switch r.URL.Path {
-	case "/healthz":
+	// The proxy's own health, on its public listener only: on the
+	// forward-auth listener these are the application's paths, judged by
+	// the table like any other.
+	switch {
+	case forward && r.URL.Path == "/healthz":
 		return s.routes[pathclass.Healthz], string(pathclass.Healthz)
-	case "/readyz":
+	case forward && r.URL.Path == "/readyz":
 		return s.routes[pathclass.Readyz], string(pathclass.Readyz)
 	}
 	x.table = t

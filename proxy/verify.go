@@ -19,6 +19,9 @@ const (
 	headerOriginalURL     = "X-Original-Url" // ingress-nginx's auth-url: the whole URL
 )
 
+var errVerifyConflict = httpx.Errorf(http.StatusBadRequest, "CONFLICTING_ORIGINAL_REQUEST",
+	"X-Forwarded-Uri, X-Original-URI, X-Original-URL (or X-Forwarded-Method, X-Original-Method) name different requests, or one is repeated.")
+
 var errVerifyBadURI = httpx.Errorf(http.StatusBadRequest, "BAD_ORIGINAL_URI", "X-Forwarded-Uri, X-Original-URI or X-Original-URL is not a request target.")
 
 // dispatchVerify serves VERIFY_ADDR: the request is judged as if it had
@@ -35,12 +38,34 @@ var errVerifyBadURI = httpx.Errorf(http.StatusBadRequest, "BAD_ORIGINAL_URI", "X
 // headers above from anyone who can reach it); client addresses and
 // X-Forwarded-Host/Proto come through TRUSTED_PROXIES as on the public one.
 func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
-	uri := firstHeader(r.Header, headerForwardedURI, headerOriginalURI)
-	if uri == "" {
-		if full := firstHeader(r.Header, headerOriginalURL); full != "" {
-			uri = requestTarget(full)
-		} else {
-			uri = r.RequestURI
+	// Ingresses differ in which header they set, and pass the client's own
+	// headers through: ingress-nginx sets X-Original-URL and forwards a
+	// client's X-Forwarded-Uri untouched. So every one that is present must
+	// name the same target (and appear once), else the request is refused:
+	// a client cannot have a harmless path judged in place of the real one.
+	var uris []string
+	for _, name := range []string{headerForwardedURI, headerOriginalURI, headerOriginalURL} {
+		vals := r.Header.Values(name)
+		if len(vals) > 1 {
+			httpx.WriteError(w, r, errVerifyConflict)
+			return
+		}
+		if len(vals) == 1 && strings.TrimSpace(vals[0]) != "" {
+			v := strings.TrimSpace(vals[0])
+			if name == headerOriginalURL {
+				v = requestTarget(v)
+			}
+			uris = append(uris, v)
+		}
+	}
+	uri := r.RequestURI
+	if len(uris) > 0 {
+		uri = uris[0]
+		for _, o := range uris[1:] {
+			if o != uri {
+				httpx.WriteError(w, r, errVerifyConflict)
+				return
+			}
 		}
 	}
 	u, err := url.ParseRequestURI(uri)
@@ -51,10 +76,24 @@ func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
 	// Without a method header, the forward-auth request's own method:
 	// nginx's auth_request subrequest and Envoy's ext_authz check request
 	// carry the original one. Never a default of GET, which would let an
-	// unsafe cookie request skip the origin rule.
-	method := firstHeader(r.Header, headerForwardedMethod, headerOriginalMethod)
-	if method == "" {
-		method = r.Method
+	// unsafe cookie request skip the origin rule. Present method headers
+	// must agree, as the URI headers must.
+	method := r.Method
+	seen := false
+	for _, name := range []string{headerForwardedMethod, headerOriginalMethod} {
+		vals := r.Header.Values(name)
+		if len(vals) > 1 {
+			httpx.WriteError(w, r, errVerifyConflict)
+			return
+		}
+		if len(vals) == 1 && strings.TrimSpace(vals[0]) != "" {
+			v := strings.TrimSpace(vals[0])
+			if seen && v != method {
+				httpx.WriteError(w, r, errVerifyConflict)
+				return
+			}
+			method, seen = v, true
+		}
 	}
 	if !methodToken(method) {
 		httpx.WriteError(w, r, httpx.Errorf(http.StatusBadRequest, "BAD_METHOD", "X-Forwarded-Method is not an HTTP method."))
@@ -91,16 +130,6 @@ func requestTarget(full string) string {
 		return "/"
 	}
 	return rest[i:]
-}
-
-// firstHeader returns the first of names present in h, trimmed; "" if none.
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := strings.TrimSpace(h.Get(n)); v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // methodToken reports whether m looks like a method: 1-16 upper-case letters.

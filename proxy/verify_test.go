@@ -82,6 +82,20 @@ func TestVerifyListener(t *testing.T) {
 					"Cookie": {"better-auth.access_token=" + tok}, "Origin": {"https://evil.example"}}, 403, "", ""},
 				{"cookie GET", http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}, "Cookie": {"better-auth.access_token=" + tok}}, 200, "u-verify", "v@example.com"},
 				{"spoofed identity is not echoed", http.Header{"X-Forwarded-Uri": {"/api/auth/ok"}, "X-User-Id": {"root"}}, 200, "", ""},
+				// ingress-nginx sets X-Original-URL and passes the client's own
+				// X-Forwarded-Uri through: a harmless path named by the client
+				// must not be judged in place of the real one.
+				{"client X-Forwarded-Uri against the ingress's X-Original-URL",
+					http.Header{"X-Original-Url": {"https://app.example.com/api/v1/todos"}, "X-Forwarded-Uri": {"/api/auth/ok"}}, 400, "", ""},
+				{"client X-Original-URI against X-Forwarded-Uri",
+					http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}, "X-Original-Uri": {"/api/auth/ok"}}, 400, "", ""},
+				{"two X-Forwarded-Uri", http.Header{"X-Forwarded-Uri": {"/api/auth/ok", "/api/v1/todos"}}, 400, "", ""},
+				{"agreeing headers", http.Header{"X-Original-Url": {"https://app.example.com/api/v1/todos"}, "X-Forwarded-Uri": {"/api/v1/todos"},
+					"Authorization": {"Bearer " + tok}}, 200, "u-verify", "v@example.com"},
+				{"client method header against the ingress's", http.Header{"X-Forwarded-Uri": {"/api/v1/todos"}, "X-Original-Method": {"POST"},
+					"X-Forwarded-Method": {"GET"}, "Cookie": {"better-auth.access_token=" + tok}, "Origin": {"https://evil.example"}}, 400, "", ""},
+				// An escaped unreserved letter must not dodge a prefix.
+				{"escaped letter in the prefix", http.Header{"X-Forwarded-Uri": {"/%61pi/v1/todos"}}, 400, "", ""},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
 					resp, body := verifyAsk(t, v.URL, tt.hdr)
@@ -102,6 +116,17 @@ func TestVerifyListener(t *testing.T) {
 						t.Error("401 without WWW-Authenticate")
 					}
 				})
+			}
+			// The application's own health paths are judged like any other
+			// path, never answered with the proxy's own 200: with a bad
+			// token the "/" optional route refuses (routes file), and
+			// without WEB_URL there is nothing there (built-in).
+			wantHealth := map[string]int{"built-in": 404, "routes file": 401}[mode]
+			for _, p := range []string{"/healthz", "/readyz"} {
+				resp, body := verifyAsk(t, v.URL, http.Header{"X-Forwarded-Uri": {p}, "Authorization": {"Bearer a.b.c"}})
+				if resp.StatusCode != wantHealth {
+					t.Errorf("judged path %s: %d %s, want %d (the application's path, not the proxy's health)", p, resp.StatusCode, body, wantHealth)
+				}
 			}
 			// Without any URI header the request is judged at its own path,
 			// as Envoy's ext_authz sends it.

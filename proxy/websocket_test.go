@@ -15,7 +15,9 @@ import (
 // wsEcho makes the backend a WebSocket echo server.
 func wsEcho(e *echo) {
 	e.setHandler(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
+		// The origin rule is the proxy's, under test; behind it the
+		// upstream sees its own Host, so its own same-origin check is off.
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			return
 		}
@@ -97,6 +99,26 @@ func TestWebSocketThroughProxy(t *testing.T) {
 		if u := h.backend.last(t).Header.Get("X-User-Id"); u != "u-ws" {
 			t.Errorf("upstream X-User-ID = %q", u)
 		}
+	})
+
+	// A handshake is a GET carrying the user's cookies: from a foreign
+	// origin it is refused like an unsafe request, before any upgrade.
+	t.Run("cookie upgrade from a foreign origin is 403", func(t *testing.T) {
+		tok := h.token("EdDSA", "u-ws-cookie")
+		n := h.backend.count()
+		_, resp, err := wsDial(t, h, "/api/ws", http.Header{"Cookie": {accessCookie + "=" + tok}, "Origin": {"https://evil.example"}})
+		if err == nil || resp == nil || resp.StatusCode != 403 {
+			t.Fatalf("foreign-origin cookie upgrade: err %v, response %v; want 403", err, resp)
+		}
+		if h.backend.count() != n {
+			t.Error("the upgrade request reached the upstream")
+		}
+		c, _, err := wsDial(t, h, "/api/ws", http.Header{"Cookie": {accessCookie + "=" + tok}, "Origin": {h.srv.URL}})
+		if err != nil {
+			t.Fatalf("same-origin cookie upgrade: %v", err)
+		}
+		defer c.CloseNow()
+		wsEchoOnce(t, c, "same origin")
 	})
 
 	t.Run("closed when the token expires plus leeway", func(t *testing.T) {

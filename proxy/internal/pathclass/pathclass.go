@@ -39,7 +39,8 @@ var encodedForbidden = []string{"%2f", "%5c", "%2e", "%3b", "%00", "%25"}
 // Check reports whether u's path is canonical and unambiguous: it starts with
 // "/", has no empty, "." or ".." segments (a trailing slash is allowed), no
 // backslash, semicolon or control byte once decoded, and none of the escapes
-// %2f %5c %2e %3b %00 %25 in any letter case in its raw form.
+// %2f %5c %2e %3b %00 %25, nor an escaped unreserved character (%61 for
+// "a"), in any letter case in its raw form.
 func Check(u *url.URL) error {
 	if u == nil {
 		return ErrNonCanonical
@@ -68,7 +69,32 @@ func checkRaw(raw string) error {
 			return ErrNonCanonical
 		}
 	}
+	// An escaped unreserved character (RFC 3986 2.3: letters, digits,
+	// - . _ ~) means the same as the character itself to every backend
+	// that decodes, but a routes file matches the raw path: "/%61pi/" must
+	// not slip past the "/api/" prefix.
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] == '%' && unreserved(unhex(raw[i+1])<<4|unhex(raw[i+2])) {
+			return ErrNonCanonical
+		}
+	}
 	return nil
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0xff // not hex: unhex(x)<<4|unhex(y) is then never unreserved
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 func checkDecoded(p string) error {

@@ -41,6 +41,14 @@ func TestOf(t *testing.T) {
 		{"/api/auth/%3b/v1/todos", false, pathclass.BadPath},
 		{"/api/auth/..%3B/v1/todos", false, pathclass.BadPath},
 		{"/index.html;.js", true, pathclass.BadPath},
+		// Escaped unreserved characters mean the character itself to a
+		// decoding backend; a routes file matches the raw path.
+		{"/%61pi/v1/todos", false, pathclass.BadPath},
+		{"/api/v1/%74odos", false, pathclass.BadPath},
+		{"/%7Euser", true, pathclass.BadPath},
+		{"/a%2Db", true, pathclass.BadPath},
+		{"/caf%C3%A9", true, pathclass.Web},
+		{"/a%20b", true, pathclass.Web},
 		{"/api", false, pathclass.API},
 		{"/apix", false, pathclass.NotFound},
 		{"/API/v1/todos", false, pathclass.NotFound},
