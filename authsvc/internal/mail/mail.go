@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"time"
@@ -38,8 +39,9 @@ type Message struct {
 // Config configures a Sender. The zero value refuses every mail.
 type Config struct {
 	// URL is smtp://[user:pass@]host[:port][?starttls=required|opportunistic]
-	// (port 587 by default; STARTTLS required when credentials are given,
-	// else used when the server offers it) or smtps://[user:pass@]host[:port]
+	// (port 587 by default; STARTTLS required, except for a server on
+	// loopback without credentials, where it is used when offered) or
+	// smtps://[user:pass@]host[:port]
 	// (implicit TLS, port 465 by default). Empty disables sending.
 	URL  string
 	From string // the From address (MAIL_FROM)
@@ -97,9 +99,16 @@ func parseURL(raw string) (server, error) {
 		s.user = u.User.Username()
 		s.pass, _ = u.User.Password()
 	}
-	s.policy = gomail.TLSOpportunistic
-	if s.user != "" {
-		s.policy = gomail.TLSMandatory // never send credentials in clear by default
+	// Reset and verification links are credentials: STARTTLS is required
+	// by default, so an attacker on the path cannot strip it and read
+	// them. Only a mail server on this host (a local relay, Mailpit in
+	// development) may go without it; ?starttls=opportunistic says so
+	// explicitly for any other.
+	s.policy = gomail.TLSMandatory
+	if ip := net.ParseIP(s.host); (ip != nil && ip.IsLoopback()) || s.host == "localhost" {
+		if s.user == "" {
+			s.policy = gomail.TLSOpportunistic
+		}
 	}
 	for k, v := range u.Query() {
 		switch {

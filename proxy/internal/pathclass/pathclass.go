@@ -21,7 +21,7 @@ type Class string
 const (
 	Healthz    Class = "healthz"     // answered by the proxy
 	Readyz     Class = "readyz"      // answered by the proxy
-	AuthStrict Class = "auth_strict" // /api/auth/sign-in/*, /api/auth/sign-up/*: AUTH_RATE_LIMIT
+	AuthStrict Class = "auth_strict" // routes that check a password or send mail: AUTH_RATE_LIMIT
 	Auth       Class = "auth"        // the rest of /api/auth/*: authsvc, no token
 	API        Class = "api"         // /api/*: a valid token, then the backend
 	Web        Class = "web"         // everything else when WEB_URL is set
@@ -131,7 +131,11 @@ func Classify(p string, web bool) Class {
 		return Healthz
 	case p == "/readyz":
 		return Readyz
-	case under(p, "/api/auth/sign-in"), under(p, "/api/auth/sign-up"):
+	case under(p, "/api/auth/sign-in"), under(p, "/api/auth/sign-up"),
+		// Also a password check (a stolen session must not allow fast
+		// guessing of the password it lacks) or a mail sent.
+		p == "/api/auth/change-password", p == "/api/auth/delete-user",
+		p == "/api/auth/request-password-reset", p == "/api/auth/send-verification-email":
 		return AuthStrict
 	case under(p, "/api/auth"):
 		return Auth
