@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -59,4 +60,21 @@ func TestDedicatedPostgresRestarts(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 	conn.Close(ctx)
+}
+
+// FreeAddr never hands out one port twice, and each is below the ephemeral
+// range and bindable.
+func TestFreeAddrIsUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for range 200 {
+		a := FreeAddr(t)
+		if seen[a] {
+			t.Fatalf("FreeAddr returned %s twice", a)
+		}
+		seen[a] = true
+		_, port, _ := net.SplitHostPort(a)
+		if n, _ := strconv.Atoi(port); n < portLow || n >= portHigh {
+			t.Fatalf("FreeAddr port %d outside [%d, %d)", n, portLow, portHigh)
+		}
+	}
 }
