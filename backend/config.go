@@ -1,11 +1,11 @@
 package main
 
 import (
+	"errors"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"gatehouse.dev/kit/envconf"
+	"gatehouse.dev/kit/redisx"
 )
 
 // config is everything the backend reads from its environment.
@@ -22,6 +22,7 @@ type config struct {
 	// (events.go): without it, deleted users' todos stay.
 	RedisURL    string
 	RedisPrefix string
+	Redis       *redisx.Config // RedisURL parsed (one server, TLS, Sentinel or Cluster); nil when off
 }
 
 // loadConfig reads the environment and reports every problem at once.
@@ -36,12 +37,21 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RequestTimeout:  e.Duration("REQUEST_TIMEOUT", 5*time.Second),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
-		RedisURL:        e.URL("REDIS_URL", "", "redis", "rediss"),
+		RedisURL:        e.Str("REDIS_URL", ""),
 		RedisPrefix:     e.Str("REDIS_PREFIX", "gatehouse:"),
 	}
 	if cfg.RedisURL != "" {
-		if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
-			e.Fail("REDIS_URL", "not a valid Redis URL: want redis://[:password@]host:port/db")
+		// The same forms as authsvc and the proxy (kit/redisx); its errors
+		// never quote the URL, which can hold a password.
+		rc, err := redisx.Parse(cfg.RedisURL, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: e.Getenv("REDIS_SENTINEL_PASSWORD")})
+		var ce *redisx.ConfigError
+		switch {
+		case errors.As(err, &ce):
+			e.Fail(ce.Var, ce.Msg)
+		case err != nil:
+			e.Fail("REDIS_URL", "not valid")
+		default:
+			cfg.Redis = rc
 		}
 	}
 	if cfg.DatabaseURL == "" {

@@ -29,7 +29,7 @@ import (
 // left pending for over a minute (its consumer died, or the database was
 // down) is claimed again with XAUTOCLAIM and retried.
 type userEvents struct {
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	stream   string
 	group    string
 	consumer string
@@ -43,7 +43,7 @@ type userEvents struct {
 	applied *prometheus.CounterVec
 }
 
-func newUserEvents(rdb *redis.Client, prefix string, todos *todo.Store, log *zap.Logger, reg prometheus.Registerer) *userEvents {
+func newUserEvents(rdb redis.UniversalClient, prefix string, todos *todo.Store, log *zap.Logger, reg prometheus.Registerer) *userEvents {
 	host, _ := os.Hostname()
 	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "backend", Name: "user_events_total",

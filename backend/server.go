@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 	"go.uber.org/zap"
 
@@ -20,6 +19,7 @@ import (
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/kit/logging"
 	"gatehouse.dev/kit/pgdb"
+	"gatehouse.dev/kit/redisx"
 )
 
 // run is the whole program; main only calls it. It returns when ctx is
@@ -61,8 +61,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	lc := &httpx.Lifecycle{}
 	metrics := httpx.NewMetrics("backend")
 	if cfg.RedisURL != "" {
-		opt, _ := redis.ParseURL(cfg.RedisURL) // checked by loadConfig
-		rdb := redis.NewClient(opt)
+		rdb := cfg.Redis.NewClient(redisx.Options{})
 		defer rdb.Close()
 		go newUserEvents(rdb, cfg.RedisPrefix, todo.NewStore(db), log, metrics.Registry).run(ctx)
 	} else {
