@@ -32,7 +32,8 @@ type SentinelOptions struct {
 	// DownAfter is how long the master may be silent before this sentinel
 	// calls it down (default 1s: tests want fast failovers).
 	DownAfter time.Duration
-	// FailoverTimeout (default 5s) bounds one failover attempt.
+	// FailoverTimeout (default 3s) bounds one failover attempt; after a
+	// split vote the sentinels try again only after twice this.
 	FailoverTimeout time.Duration
 }
 
@@ -53,7 +54,7 @@ func (r *Redis) topologyArgs(args []string) ([]string, error) {
 			down = time.Second
 		}
 		if fo == 0 {
-			fo = 5 * time.Second
+			fo = 3 * time.Second
 		}
 		conf := filepath.Join(r.opts.Dir, "sentinel.conf")
 		// A sentinel rewrites its file with what it learns; keep it across
