@@ -10,7 +10,7 @@ SERVICES := $(foreach s,proxy backend authsvc web,$(if $(wildcard $(s)/main.go),
 BINARIES := $(addprefix bin/,$(SERVICES))
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
-GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
+GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 BENCH_FLAGS   ?= -run '^$$' -bench . -benchmem -count 6
 
 .PHONY: all help build run test lint fmt bench bench-go soak fuzz clean tidy FORCE
