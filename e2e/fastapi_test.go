@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,20 +20,32 @@ import (
 
 // startFastAPI runs examples/fastapi (Debian's python3 and packages, the
 // "fastapi" set) on a fresh database on loopback, until the test ends.
-func startFastAPI(t *testing.T) *Proc {
+func startFastAPI(t *testing.T) *Proc { return startFastAPIApp(t, "fastapi") }
+
+// startFastAPIApp runs the app of examples/fastapi ("fastapi") or of its
+// seed/ ("fastapi-seed", which needs env such as JWT_SECRET).
+func startFastAPIApp(t *testing.T, name string, env ...string) *Proc {
 	t.Helper()
 	if err := devenv.Install(devenv.TestPackages["fastapi"]...); err != nil {
 		t.Fatalf("install the fastapi example's packages: %v", err)
 	}
-	serve, _ := filepath.Abs(filepath.Join("..", "examples", "fastapi", "serve.py"))
-	p := &Proc{Name: "fastapi", Addr: testenv.FreeAddr(t), bin: serve}
-	p.env = []string{"DATABASE_URL=" + testenv.Database(t), "BACKEND_ADDR=" + p.Addr, "LOG_LEVEL=warning", "WEB_CONCURRENCY=1"}
+	dir, _ := filepath.Abs(filepath.Join("..", "examples", "fastapi"))
+	script := filepath.Join(dir, "serve.py")
+	if name == "fastapi-seed" { // Proc runs a program without arguments
+		script = filepath.Join(t.TempDir(), "serve-seed")
+		body := fmt.Sprintf("#!/bin/sh\nexec %q %q\n", filepath.Join(dir, "serve.py"), filepath.Join(dir, "seed"))
+		if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &Proc{Name: name, Addr: testenv.FreeAddr(t), bin: script}
+	p.env = append([]string{"DATABASE_URL=" + testenv.Database(t), "BACKEND_ADDR=" + p.Addr, "LOG_LEVEL=warning", "WEB_CONCURRENCY=1"}, env...)
 	t.Cleanup(func() {
 		if err := p.Stop(t); err != nil {
-			t.Errorf("fastapi: exit after SIGTERM: %v", err)
+			t.Errorf("%s: exit after SIGTERM: %v", name, err)
 		}
 		if t.Failed() {
-			t.Logf("---- fastapi logs ----\n%s", p.Logs())
+			t.Logf("---- %s logs ----\n%s", name, p.Logs())
 		}
 	})
 	p.start(t)
@@ -40,9 +56,9 @@ func startFastAPI(t *testing.T) *Proc {
 // startFastAPIStack is a whole stack whose proxy forwards /api/* to the
 // FastAPI example (through a recording relay, Stack.Seen) instead of the Go
 // backend. The Go backend still runs; nothing reaches it.
-func startFastAPIStack(t *testing.T, o Options) (*Stack, *Proc) {
+func startFastAPIStack(t *testing.T, o Options, env ...string) (*Stack, *Proc) {
 	t.Helper()
-	fa := startFastAPI(t)
+	fa := startFastAPIApp(t, "fastapi", env...)
 	rec := startRecorder(t, fa.Addr)
 	o.ProxyEnv = append(o.ProxyEnv, "BACKEND_URL=http://"+rec.Addr) // the last value wins
 	s := StartStack(t, o)
@@ -212,5 +228,48 @@ func TestFastAPIRefusesPublicAddress(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "BACKEND_ADDR") || !strings.Contains(string(out), "loopback") {
 		t.Errorf("serve.py on 0.0.0.0: err %v, output %s; want a refusal naming BACKEND_ADDR", err, out)
+	}
+}
+
+// Way 3 of docs/migrating.md, the transition on the shared secret: authsvc
+// and the proxy run with the secret the seed's python-jose code uses, so one
+// HS256 token from authsvc is accepted by the seed backend (still verifying
+// it itself) and, through the proxy, by the app without JWT code. A token
+// signed with another secret is refused by both.
+func TestSharedSecretTransition(t *testing.T) {
+	t.Parallel()
+	secretBytes := make([]byte, 32)
+	_, _ = rand.Read(secretBytes)
+	secret := hex.EncodeToString(secretBytes)
+	s, _ := startFastAPIStack(t, Options{AuthEnv: []string{"JWT_SECRET=" + secret}, ProxyEnv: []string{"JWT_SECRET=" + secret}})
+	seed := startFastAPIApp(t, "fastapi-seed", "JWT_SECRET="+secret, "JWT_ISSUER="+s.URL, "JWT_AUDIENCE="+s.URL)
+	u := s.NewUser(t)
+	u.SignUp("transition@example.com", pw)
+	uid, tok := u.userID(), u.Token()
+	if alg := headerOf(t, tok)["alg"]; alg != "HS256" {
+		t.Fatalf("authsvc with JWT_SECRET issued alg %v, want HS256", alg)
+	}
+	var claims map[string]any
+	b, _ := b64.DecodeString(strings.Split(tok, ".")[1])
+	_ = json.Unmarshal(b, &claims)
+	claims["sub"] = "someone-else"
+	forged := jws(headerOf(t, tok), claims, hsSigner([]byte("another secret, 32 bytes or more!!")))
+
+	seedURL := "http://" + seed.Addr
+	if r := bearerGet(t, seedURL, "/api/v1/todos", tok); r.Status != http.StatusOK {
+		t.Errorf("seed backend (python-jose) with authsvc's HS256 token: %s", r)
+	}
+	if r := bearerGet(t, s.URL, "/api/v1/todos", tok); r.Status != http.StatusOK {
+		t.Errorf("proxy + FastAPI with authsvc's HS256 token: %s", r)
+	}
+	bearer := s.NewUser(t)
+	bearer.Client.Jar, bearer.Bearer = nil, tok
+	if td := bearer.CreateTodo("through the proxy"); td.UserID != uid {
+		t.Errorf("todo through the proxy has user_id %q, want %q", td.UserID, uid)
+	}
+	for _, base := range []string{seedURL, s.URL} {
+		if r := bearerGet(t, base, "/api/v1/todos", forged); r.Status != http.StatusUnauthorized {
+			t.Errorf("%s with a token signed by another secret: %s, want 401", base, r)
+		}
 	}
 }

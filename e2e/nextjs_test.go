@@ -194,7 +194,7 @@ func TestNextJSInBrowser(t *testing.T) {
 	}
 	_ = os.MkdirAll(shots, 0o755)
 
-	o := Options{AuthRateLimit: "8/m", ProxyEnv: []string{"WEB_URL=http://" + web.Addr}}
+	o := Options{AuthRateLimit: "5/m", ProxyEnv: []string{"WEB_URL=http://" + web.Addr}}
 	t.Run("go backend", func(t *testing.T) {
 		browseNext(t, StartStack(t, o), chromium, shots, "nextjs-go", true)
 	})

@@ -119,14 +119,19 @@ async function frontendCases(page, ctx, email) {
   step('session expired');
 
   // Wrong passwords until the proxy's sign-in limit answers 429.
-  for (let i = 0; i < 30; i++) {
-    await signIn(page, email, `wrong ${i}`);
+  await signIn(page, email, 'wrong 0');
+  for (let i = 1; i < 30; i++) {
     await page.waitForSelector('p.error');
     const msg = await alertText(page);
     if (/try again in \d+ seconds/i.test(msg)) {
       out.rateLimitedMessage = msg;
       break;
     }
+    await page.fill('[name=password]', `wrong ${i}`);
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/auth/sign-in/email')),
+      page.click('button[type=submit]'),
+    ]);
   }
   await page.screenshot({ path: join(shots, `${prefix}-rate-limited.png`), fullPage: true });
   step('rate limited');
