@@ -146,7 +146,7 @@ func testIsolation(t *testing.T, a, b *User, bID string) {
 	}
 }
 
-// testFastAPIWire checks the parts of SPEC's backend contract the Next.js
+// testFastAPIWire checks the parts of the todo API (docs/openapi.json) the Next.js
 // example relies on, so one frontend works against either backend.
 func testFastAPIWire(t *testing.T, u *User, uid string) {
 	r := u.Do("POST", "/api/v1/todos/", `{"title":"  padded  ","completed":true}`)
