@@ -196,6 +196,10 @@ func TestNextJSInBrowser(t *testing.T) {
 
 	o := Options{AuthRateLimit: "5/m", ProxyEnv: []string{"WEB_URL=http://" + web.Addr}}
 	t.Run("go backend", func(t *testing.T) {
+		// Access tokens of 4s: the page outlives its access cookie and must
+		// renew it from the session.
+		o := o
+		o.JWTTTL = "4s"
 		browseNext(t, StartStack(t, o), chromium, shots, "nextjs-go", true)
 	})
 	t.Run("fastapi backend", func(t *testing.T) {
@@ -216,7 +220,7 @@ func browseNext(t *testing.T, s *Stack, chromium, shots, prefix string, frontend
 	cmd.Dir = "browser"
 	cmd.Env = append(os.Environ(), "BASE_URL="+s.URL, "SCREENSHOT_DIR="+shots, "SHOT_PREFIX="+prefix,
 		"CHROMIUM="+chromium, "OTHER_EMAIL=other@example.com", "OTHER_PASSWORD="+pw,
-		fmt.Sprintf("FRONTEND_CASES=%d", map[bool]int{false: 0, true: 1}[frontendCases]))
+		fmt.Sprintf("FRONTEND_CASES=%d", map[bool]int{false: 0, true: 1}[frontendCases]), "ACCESS_TTL_MS=4000")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -234,6 +238,7 @@ func browseNext(t *testing.T, s *Stack, chromium, shots, prefix string, frontend
 		ExpiredMessage         string
 		OtherUserTodos         []string
 		RateLimitedMessage     string
+		RenewedOnPage          string
 		ConsoleErrors          []string
 	}
 	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
@@ -256,6 +261,9 @@ func browseNext(t *testing.T, s *Stack, chromium, shots, prefix string, frontend
 	}
 	if res.WrongPasswordMessage != "Wrong email or password." {
 		t.Errorf("wrong password shows %q", res.WrongPasswordMessage)
+	}
+	if frontendCases && res.RenewedOnPage != "/todos" {
+		t.Errorf("after the access cookie expired the app went to %q, want to stay on /todos", res.RenewedOnPage)
 	}
 	if frontendCases && !strings.Contains(res.ExpiredMessage, "session has expired") {
 		t.Errorf("lost session shows %q", res.ExpiredMessage)

@@ -1,11 +1,12 @@
 // Drives examples/nextjs in Debian's Chromium through the proxy: sign up, add
 // two todos, complete one, reload, sign out (the protected page then sends you
 // to sign in), a wrong password, another user who sees none of the first
-// one's todos; with FRONTEND_CASES=1 also the session lost (cookies cleared)
+// one's todos; with FRONTEND_CASES=1 also the access cookie expiring (renewed
+// from the session), the session lost (cookies cleared)
 // while on the page, and sign-in attempts until the proxy's rate limit shows
 // its wait. Prints one JSON line with what it saw; exits non-zero on failure.
 // Env: BASE_URL, SCREENSHOT_DIR, SHOT_PREFIX, CHROMIUM, OTHER_EMAIL,
-// OTHER_PASSWORD, FRONTEND_CASES.
+// OTHER_PASSWORD, FRONTEND_CASES, ACCESS_TTL_MS (the stack's JWT_TTL).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 
@@ -107,10 +108,19 @@ process.exit(out.ok ? 0 : 1);
 // What the frontend does whatever the backend (FRONTEND_CASES=1, run once):
 // the session lost while the page is open, and the rate limit's wait.
 async function frontendCases(page, ctx, email) {
-  // The session is lost while the page is open (both cookies gone, as when
-  // the session has expired): the next API call says so and asks to sign in.
+  // The access cookie expires (JWT_TTL is a few seconds in this run) while
+  // the session lives: the app renews it from /api/auth/token and carries on.
   await signIn(page, email, password);
   await page.waitForSelector('ul.todos li');
+  await page.waitForTimeout(Number(process.env.ACCESS_TTL_MS || 0) + 1000);
+  await page.fill('[name=title]', 'after the access cookie expired');
+  await page.press('[name=title]', 'Enter');
+  await page.waitForSelector('ul.todos li:has-text("after the access cookie expired")');
+  out.renewedOnPage = new URL(page.url()).pathname;
+  step('access cookie renewed');
+
+  // The session is lost while the page is open (both cookies gone, as when
+  // the session has expired): the next API call says so and asks to sign in.
   await ctx.clearCookies();
   await page.fill('[name=title]', 'after expiry');
   await page.press('[name=title]', 'Enter');
