@@ -55,6 +55,15 @@ func startBetterAuth(t *testing.T) *betterAuth {
 		}
 	})
 	p.start(t)
+	// The port came from FreeAddr; on a busy machine another test's server
+	// can take it first. The line is printed only once our listen succeeded.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.Logs(), "better-auth listening on "+p.Addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("better-auth did not listen on %s:\n%s", p.Addr, p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	p.WaitReady(t)
 	return &betterAuth{Proc: p, dir: dir, env: env}
 }
