@@ -13,7 +13,7 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 BENCH_FLAGS   ?= -run '^$$' -bench . -benchmem -count 6
 
-.PHONY: all help build run test lint fmt bench bench-go soak fuzz clean tidy FORCE
+.PHONY: all help build run run-nextjs test lint fmt bench bench-go soak fuzz clean tidy FORCE
 all: build
 
 help: ## this list
@@ -32,6 +32,28 @@ bin/devenv: FORCE
 
 run: build ## the whole stack on http://localhost:8080 (state kept in .run/)
 	bin/devenv run -state .run -bin bin
+
+# `make run` with examples/nextjs (next start) as the web upstream instead of
+# the demo; BACKEND=fastapi also puts examples/fastapi in the Go backend's
+# place (docs/migrating.md). npm ci and next build run only when stale.
+NEXTJS  := examples/nextjs
+BACKEND ?= go
+run-nextjs: build $(NEXTJS)/.next/BUILD_ID ## make run with examples/nextjs as the web (BACKEND=fastapi: examples/fastapi too)
+	@rm -rf .run/nextjs-bin && mkdir -p .run/nextjs-bin
+	ln -s $(CURDIR)/bin/authsvc $(CURDIR)/bin/proxy .run/nextjs-bin/
+	printf '#!/bin/sh\ncd %s && NEXT_TELEMETRY_DISABLED=1 exec node node_modules/next/dist/bin/next start -H 127.0.0.1 -p 8083\n' \
+	  '$(CURDIR)/$(NEXTJS)' > .run/nextjs-bin/web && chmod +x .run/nextjs-bin/web
+	@if [ "$(BACKEND)" = fastapi ]; then \
+	  bin/devenv install fastapi && ln -s $(CURDIR)/examples/fastapi/serve.py .run/nextjs-bin/backend; \
+	else ln -s $(CURDIR)/bin/backend .run/nextjs-bin/; fi
+	bin/devenv run -state .run -bin .run/nextjs-bin
+
+$(NEXTJS)/node_modules/.package-lock.json: $(NEXTJS)/package-lock.json
+	cd $(NEXTJS) && npm ci --no-audit --no-fund --loglevel=error
+
+$(NEXTJS)/.next/BUILD_ID: $(NEXTJS)/node_modules/.package-lock.json $(NEXTJS)/next.config.mjs \
+		$(shell find $(NEXTJS)/app $(NEXTJS)/lib -type f 2>/dev/null)
+	cd $(NEXTJS) && NEXT_TELEMETRY_DISABLED=1 node node_modules/next/dist/bin/next build
 
 # Every test, with the race detector, against one private Postgres and Redis
 # (started and removed by devenv, on free loopback ports). `devenv install`

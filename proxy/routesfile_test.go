@@ -208,12 +208,14 @@ func TestRunRefusesBadRoutesFile(t *testing.T) {
 }
 
 // TestShippedRoutesFilesAreValid: the routes files in k8s/ (the sidecar
-// component's default and the examples) are accepted as they are.
+// component's default and the examples) and examples/ are accepted as they are.
 func TestShippedRoutesFilesAreValid(t *testing.T) {
 	files, _ := filepath.Glob("../k8s/components/sidecar/routes.yaml")
 	more, _ := filepath.Glob("../k8s/examples/*/routes.yaml")
 	files = append(files, more...)
 	more, _ = filepath.Glob("../k8s/examples/*/*/routes.yaml")
+	files = append(files, more...)
+	more, _ = filepath.Glob("../examples/routes.yaml") // docs/migrating.md
 	files = append(files, more...)
 	if len(files) < 3 {
 		t.Fatalf("found %d shipped routes files, want at least 3: %v", len(files), files)

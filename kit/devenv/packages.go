@@ -14,6 +14,10 @@ var TestPackages = map[string][]string{
 	"bench":   {"wrk", "nginx"},                     // make bench
 	// e2e/topology_*: Sentinel, Cluster, TLS Redis, PgBouncer, a PG standby.
 	"distributed": {"redis-server", "redis-sentinel", "redis-tools", "pgbouncer", "postgresql"},
+	// examples/fastapi (e2e, make bench): the FastAPI todo backend, and the
+	// seed-shaped one that verifies HS256 itself with python-jose.
+	"fastapi": {"python3-fastapi", "python3-sqlmodel", "python3-uvicorn", "python3-psycopg2",
+		"python3-jose", "python3-uvloop", "python3-httptools"},
 }
 
 // AllTestPackages returns the union of TestPackages, sorted.

@@ -266,7 +266,10 @@ processes; direct: the upstream, which lives for the whole run); every run start
 it is per row. wrk runs on the same cores as the servers: the fresh-token rows also pay
 for wrk's per-request Lua, which lowers them against the static rows. On a busy machine req/s
 and p99 move with the neighbours; the proxy CPU/req ratio (A's CPU per request over B's) is the
-steadier measure of what the proxy adds.
+steadier measure of what the proxy adds. FastAPI rows (uvicorn, 2 workers): in fastapi-seed
+the app is the proxy-role process (it verifies the HS256 token itself with python-jose); in
+fastapi-proxy it is upstream, behind our proxy as deployed (EdDSA via authsvc's JWKS, Redis):
+compare req/s, p99 and the sum of both CPU columns.
 `
 
 // write stores the table as latest.md and everything as latest.json.

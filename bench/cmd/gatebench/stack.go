@@ -29,6 +29,8 @@ type stack struct {
 	proxyAddr       string
 	baseURL         string // AUTH_BASE_URL: http://proxyAddr
 	listToken       string // a user with exactly 50 todos
+	listID          string // that user's id
+	fastapiDB       string // the FastAPI rows' database (fastapi.go)
 	writerToken     string // another user, who gets the created todos
 	email, password string // the list user's credentials, for sign-in
 }
@@ -64,7 +66,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 	if s.redisPID, err = childByComm("redis-server"); err != nil {
 		return s, err
 	}
-	for _, db := range []string{"auth", "todos"} {
+	for _, db := range []string{"auth", "todos", "fastapi"} {
 		if err := pg.CreateDatabase(db); err != nil {
 			return s, err
 		}
@@ -73,6 +75,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 		return s, err
 	}
 	s.baseURL = "http://" + s.proxyAddr
+	s.fastapiDB = pg.URL("fastapi")
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 
@@ -120,7 +123,7 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 	if err != nil {
 		return s, err
 	}
-	s.listToken, s.writerToken = listToken, writerToken
+	s.listToken, s.writerToken, s.listID = listToken, writerToken, listID
 	for i := range 50 {
 		body := fmt.Sprintf(`{"title":"benchmark todo %02d","completed":%t}`, i+1, i%3 == 0)
 		if err := post(ctx, "http://"+backAddr+"/api/v1/todos", body, http.StatusCreated,
@@ -210,6 +213,11 @@ func post(ctx context.Context, url, body string, want int, headers map[string]st
 // (JWKS from authsvc, Redis rate limits), with AUTH_RATE_LIMIT high enough
 // that the sign-in row measures sign-in, not the limiter.
 func startStackProxy(ctx context.Context, e *env, r row) (*front, error) {
+	return startProxyFor(ctx, e, r, "http://"+e.stack.backendAddr)
+}
+
+// startProxyFor is startStackProxy with another backend (fastapi.go).
+func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*front, error) {
 	s := e.stack
 	metricsEnv, pprofURL, err := e.metricsEnv(r)
 	if err != nil {
@@ -217,7 +225,7 @@ func startStackProxy(ctx context.Context, e *env, r row) (*front, error) {
 	}
 	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, append(metricsEnv,
 		"PROXY_ADDR="+s.proxyAddr,
-		"BACKEND_URL=http://"+s.backendAddr, "AUTHSVC_URL=http://"+s.authAddr,
+		"BACKEND_URL="+backendURL, "AUTHSVC_URL=http://"+s.authAddr,
 		"JWKS_URL=http://"+s.authAddr+"/api/auth/jwks",
 		"REDIS_URL="+s.redisURL, "JWT_ISSUER="+s.baseURL, "JWT_AUDIENCE="+s.baseURL,
 		// AUTH_GENERAL_RATE_LIMIT is the proxy's looser limit on the rest
