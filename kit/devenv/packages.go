@@ -8,10 +8,10 @@ import "sort"
 // everything in place; a test run on its own still calls Install for its set,
 // through the same lock.
 var TestPackages = map[string][]string{
-	"servers": {"postgresql", "redis-server"},       // kit/testenv, devenv run
-	"browser": {"chromium"},                         // e2e browser tests
-	"podman":  {"podman", "runc", "busybox-static"}, // k8s container test
-	"bench":   {"wrk", "nginx"},                     // make bench
+	"servers": {"postgresql", "redis-server"},                    // kit/testenv, devenv run
+	"browser": {"chromium"},                                      // e2e browser tests
+	"podman":  {"podman", "runc", "busybox-static", "catatonit"}, // k8s container test; catatonit: pods' pause binary, only a Recommends
+	"bench":   {"wrk", "nginx"},                                  // make bench
 	// e2e/topology_*: Sentinel, Cluster, TLS Redis, PgBouncer, a PG standby.
 	"distributed": {"redis-server", "redis-sentinel", "redis-tools", "pgbouncer", "postgresql"},
 	// examples/fastapi (e2e, make bench): the FastAPI todo backend, and the
