@@ -197,10 +197,18 @@ func TestTopologySentinelFailover(t *testing.T) {
 	t.Logf("sign-ins in the second before the failover: %s; in the last second after: %s (limit 20/s from one address, shared)",
 		statusString(steady), statusString(after))
 
-	// Limiting held throughout: 429s before, meanwhile and after; never a
-	// 5xx or a dropped connection.
+	// Limiting held throughout: 429s before and after (the load is well
+	// above the shared limit there); meanwhile each proxy limits in
+	// process, so at most 20/s per proxy (plus a burst) is let through.
+	// Whether meanwhile also shows 429s depends on how fast the load runs
+	// while allowed sign-ins hash passwords (on a loaded machine it may
+	// not reach 20/s per proxy), so the bound, not a 429, is the check.
+	ceiling := len(ps) * 20 * (int(recovered/time.Second) + 2)
+	if n := meanwhile[http.StatusOK]; n > ceiling {
+		t.Errorf("meanwhile the failover: %d sign-ins allowed in %v, above %d (20/s per proxy, in process): the limiter stopped limiting", n, recovered, ceiling)
+	}
 	for name, m := range map[string]map[int]int{"before": steady, "meanwhile": meanwhile, "after": after} {
-		if m[http.StatusTooManyRequests] == 0 {
+		if name != "meanwhile" && m[http.StatusTooManyRequests] == 0 {
 			t.Errorf("%s the failover: no sign-in refused with 429 (%s): the limiter stopped limiting", name, statusString(m))
 		}
 		for st, n := range m {
