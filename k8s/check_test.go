@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +23,7 @@ func check(m *manifests, o overlay) []string {
 	for _, f := range []func(*manifests, overlay) []string{
 		checkContainers, checkServices, checkRoutes, checkReferences,
 		checkLoopbackBackend, checkImages, checkNetworkPolicies, checkPDBs, checkShutdown,
+		checkSidecar, checkMemoryLimit, checkAutoscalers, checkSpread,
 	} {
 		p = append(p, f(m, o)...)
 	}
@@ -38,13 +41,34 @@ func allContainers(ps *corev1.PodSpec) []*corev1.Container {
 	return out
 }
 
+// isInit reports whether c is an init container that runs to completion
+// (a native sidecar, restartPolicy Always, keeps running and is not one).
 func isInit(ps *corev1.PodSpec, c *corev1.Container) bool {
 	for i := range ps.InitContainers {
 		if &ps.InitContainers[i] == c {
-			return true
+			return !isSidecar(c)
 		}
 	}
 	return false
+}
+
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// running returns the containers that run for the pod's life: native
+// sidecars (in start order) and the main containers.
+func running(ps *corev1.PodSpec) []*corev1.Container {
+	var out []*corev1.Container
+	for i := range ps.InitContainers {
+		if isSidecar(&ps.InitContainers[i]) {
+			out = append(out, &ps.InitContainers[i])
+		}
+	}
+	for i := range ps.Containers {
+		out = append(out, &ps.Containers[i])
+	}
+	return out
 }
 
 // checkContainers: probes, requests and limits, and the restricted security
@@ -191,8 +215,8 @@ func checkServices(m *manifests, _ overlay) []string {
 			}
 			for _, pt := range matched {
 				found := false
-				for _, c := range pt.spec.Spec.Containers {
-					found = found || declaredPort(&c, tp) != nil
+				for _, c := range running(&pt.spec.Spec) {
+					found = found || declaredPort(c, tp) != nil
 				}
 				if !found {
 					p = append(p, fmt.Sprintf("Service/%s: port %s targets %s, not declared in %s", s.Name, sp.Name, tp.String(), pt.owner))
@@ -411,7 +435,7 @@ func checkLoopbackBackend(m *manifests, _ overlay) []string {
 		p = append(p, fmt.Sprintf("todo pod: proxy BACKEND_URL=%q does not reach the backend at %s", u, addr))
 	}
 	var exposed []string
-	for _, c := range pt.spec.Spec.Containers {
+	for _, c := range running(&pt.spec.Spec) {
 		for _, cp := range c.Ports {
 			if !strings.Contains(cp.Name, "metric") {
 				exposed = append(exposed, c.Name+":"+cp.Name)
@@ -475,7 +499,7 @@ func checkImages(m *manifests, _ overlay) []string {
 func checkPDBs(m *manifests, _ overlay) []string {
 	var p []string
 	for _, d := range m.Deployments {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+		if m.replicas(d) < 2 {
 			continue
 		}
 		found := false
@@ -490,8 +514,10 @@ func checkPDBs(m *manifests, _ overlay) []string {
 	return p
 }
 
-// checkShutdown: the grace period covers each Gatehouse container's drain
-// delay plus shutdown deadline, so SIGKILL never cuts a request short.
+// checkShutdown: the grace period covers the pod's whole shutdown, so
+// SIGKILL never cuts a request short. Main containers get SIGTERM together
+// (the slowest drain + shutdown counts); native sidecars get it after they
+// have exited, one after another in reverse order (each one's time adds).
 func checkShutdown(m *manifests, _ overlay) []string {
 	var p []string
 	for _, pt := range m.pods() {
@@ -499,11 +525,13 @@ func checkShutdown(m *manifests, _ overlay) []string {
 		if g := pt.spec.Spec.TerminationGracePeriodSeconds; g != nil {
 			grace = *g
 		}
-		for i := range pt.spec.Spec.Containers {
-			c := &pt.spec.Spec.Containers[i]
+		var mainMax, sidecarSum float64
+		var names []string
+		for _, c := range running(&pt.spec.Spec) {
 			if !isGatehouse(c.Image) {
 				continue
 			}
+			names = append(names, c.Name)
 			sum := 0.0
 			for _, k := range []string{"DRAIN_DELAY", "SHUTDOWN_TIMEOUT"} {
 				v, ok := m.env(c, k)
@@ -517,9 +545,14 @@ func checkShutdown(m *manifests, _ overlay) []string {
 				}
 				sum += d
 			}
-			if float64(grace) <= sum {
-				p = append(p, fmt.Sprintf("%s container %s: terminationGracePeriodSeconds %d <= drain+shutdown %.0fs", pt.owner, c.Name, grace, sum))
+			if isSidecar(c) {
+				sidecarSum += sum
+			} else {
+				mainMax = max(mainMax, sum)
 			}
+		}
+		if total := mainMax + sidecarSum; len(names) > 0 && float64(grace) <= total {
+			p = append(p, fmt.Sprintf("%s containers %v: terminationGracePeriodSeconds %d <= drain+shutdown %.0fs", pt.owner, names, grace, total))
 		}
 		if pt.spec.Labels[appLabel] == "todo" {
 			if d := m.Deployments; len(d) > 0 {
@@ -685,4 +718,127 @@ func checkNetworkPolicies(m *manifests, o overlay) []string {
 func parseDuration(s string) (float64, error) {
 	d, err := time.ParseDuration(s)
 	return d.Seconds(), err
+}
+
+// checkSidecar: the proxy is the todo pod's native sidecar, started after
+// the migration and before the backend, and stopped after it.
+func checkSidecar(m *manifests, _ overlay) []string {
+	pt := m.pod("todo")
+	if pt == nil {
+		return nil
+	}
+	ps := &pt.spec.Spec
+	idx := map[string]int{}
+	for i := range ps.InitContainers {
+		idx[ps.InitContainers[i].Name] = i
+	}
+	for _, c := range ps.Containers {
+		if c.Name == "proxy" {
+			return []string{"todo pod: proxy is a main container, want a native sidecar (initContainers, restartPolicy Always)"}
+		}
+	}
+	i, ok := idx["proxy"]
+	if !ok {
+		return []string{"todo pod: no proxy sidecar"}
+	}
+	var p []string
+	proxy := &ps.InitContainers[i]
+	if !isSidecar(proxy) {
+		p = append(p, "todo pod: proxy init container has no restartPolicy Always: it would have to exit before the backend starts")
+	}
+	if proxy.StartupProbe == nil {
+		p = append(p, "todo pod: proxy sidecar has no startup probe: the backend would start before it listens")
+	}
+	if j, ok := idx["migrate"]; ok && j > i {
+		p = append(p, "todo pod: proxy sidecar starts before the migration")
+	}
+	return p
+}
+
+// checkMemoryLimit: every Gatehouse container sets GOMEMLIMIT from its own
+// memory limit through the downward API.
+func checkMemoryLimit(m *manifests, _ overlay) []string {
+	var p []string
+	for _, pt := range m.pods() {
+		for _, c := range allContainers(&pt.spec.Spec) {
+			if !isGatehouse(c.Image) {
+				continue
+			}
+			ok := false
+			for _, e := range c.Env {
+				if e.Name != "GOMEMLIMIT" || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil {
+					continue
+				}
+				r := e.ValueFrom.ResourceFieldRef
+				// A divisor would turn bytes into a bare number Go reads as bytes.
+				ok = r.Resource == "limits.memory" && (r.ContainerName == "" || r.ContainerName == c.Name) && r.Divisor.IsZero()
+			}
+			if !ok {
+				p = append(p, fmt.Sprintf("%s container %s: GOMEMLIMIT is not its own limits.memory (downward API)", pt.owner, c.Name))
+			}
+		}
+	}
+	return p
+}
+
+// checkAutoscalers: the todo pod and authsvc each have an autoscaler with at
+// least 2 replicas, on a Deployment that leaves the count to it.
+func checkAutoscalers(m *manifests, _ overlay) []string {
+	var p []string
+	for _, name := range []string{"todo", "authsvc"} {
+		var h *autoscalingv2.HorizontalPodAutoscaler
+		for _, x := range m.HPAs {
+			if x.Spec.ScaleTargetRef.Kind == "Deployment" && x.Spec.ScaleTargetRef.Name == name {
+				h = x
+			}
+		}
+		if h == nil {
+			p = append(p, "Deployment/"+name+": no HorizontalPodAutoscaler")
+			continue
+		}
+		if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 2 || h.Spec.MaxReplicas < *h.Spec.MinReplicas {
+			p = append(p, "HorizontalPodAutoscaler/"+h.Name+": minReplicas below 2 or above maxReplicas")
+		}
+		for _, d := range m.Deployments {
+			if d.Name == name && d.Spec.Replicas != nil {
+				p = append(p, "Deployment/"+name+": sets replicas, which every apply would reset under its autoscaler")
+			}
+		}
+	}
+	return p
+}
+
+// replicas is a Deployment's pod count: its autoscaler's minimum if it has
+// one, else spec.replicas.
+func (m *manifests) replicas(d *appsv1.Deployment) int32 {
+	for _, h := range m.HPAs {
+		if h.Spec.ScaleTargetRef.Kind == "Deployment" && h.Spec.ScaleTargetRef.Name == d.Name && h.Spec.MinReplicas != nil {
+			return *h.Spec.MinReplicas
+		}
+	}
+	if d.Spec.Replicas == nil {
+		return 1
+	}
+	return *d.Spec.Replicas
+}
+
+// checkSpread: every Deployment with more than one pod spreads them over
+// nodes with a constraint that selects its own pods.
+func checkSpread(m *manifests, _ overlay) []string {
+	var p []string
+	for _, d := range m.Deployments {
+		if m.replicas(d) < 2 {
+			continue
+		}
+		ok := false
+		for _, tsc := range d.Spec.Template.Spec.TopologySpreadConstraints {
+			sel, err := metav1.LabelSelectorAsSelector(tsc.LabelSelector)
+			ok = ok || (tsc.TopologyKey == "kubernetes.io/hostname" && err == nil && !sel.Empty() &&
+				sel.Matches(labels.Set(d.Spec.Template.Labels)))
+		}
+		if !ok {
+			p = append(p, "Deployment/"+d.Name+": no topology spread over kubernetes.io/hostname selecting its pods")
+		}
+	}
+	return p
 }

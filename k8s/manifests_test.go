@@ -1,9 +1,11 @@
 package k8s
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,10 +136,45 @@ func TestChecksCatchBreakage(t *testing.T) {
 		}, "allows web->postgres:5432"},
 		{"authsvc cut from postgres", func(m *manifests) { policy(m, "authsvc").Spec.Egress = nil }, "denies authsvc->postgres:5432"},
 		{"pdb removed", func(m *manifests) { m.PDBs = m.PDBs[1:] }, "no PodDisruptionBudget"},
+		{"proxy as a main container", func(m *manifests) {
+			ps := &m.pod("todo").spec.Spec
+			for i, c := range ps.InitContainers {
+				if c.Name == "proxy" {
+					c.RestartPolicy = nil
+					ps.Containers = append([]corev1.Container{c}, ps.Containers...)
+					ps.InitContainers = append(ps.InitContainers[:i], ps.InitContainers[i+1:]...)
+					break
+				}
+			}
+		}, "proxy is a main container"},
+		{"proxy sidecar that must exit", func(m *manifests) { container(m, "todo", "proxy").RestartPolicy = nil }, "no restartPolicy Always"},
+		{"GOMEMLIMIT removed", func(m *manifests) {
+			c := container(m, "todo", "backend")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+		}, "container backend: GOMEMLIMIT"},
+		{"GOMEMLIMIT of another container", func(m *manifests) {
+			for _, e := range container(m, "authsvc", "authsvc").Env {
+				if e.Name == "GOMEMLIMIT" {
+					e.ValueFrom.ResourceFieldRef.Resource = "requests.memory"
+				}
+			}
+		}, "container authsvc: GOMEMLIMIT"},
+		{"autoscaler removed", func(m *manifests) {
+			m.HPAs = slices.DeleteFunc(m.HPAs, func(h *autoscalingv2.HorizontalPodAutoscaler) bool { return h.Name == "authsvc" })
+		}, "Deployment/authsvc: no HorizontalPodAutoscaler"},
+		{"replicas fight the autoscaler", func(m *manifests) {
+			two := int32(2)
+			for _, d := range m.Deployments {
+				if d.Name == "todo" {
+					d.Spec.Replicas = &two
+				}
+			}
+		}, "sets replicas"},
+		{"no spread", func(m *manifests) { m.pod("web").spec.Spec.TopologySpreadConstraints = nil }, "Deployment/web: no topology spread"},
 		{"grace period too short", func(m *manifests) {
-			g := int64(20)
+			g := int64(50) // covers the backend (35s), not the proxy sidecar after it (20s)
 			m.pod("todo").spec.Spec.TerminationGracePeriodSeconds = &g
-		}, "terminationGracePeriodSeconds 20"},
+		}, "terminationGracePeriodSeconds 50"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := decode(raw)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -33,6 +34,7 @@ type manifests struct {
 	Ingresses    []*networkingv1.Ingress
 	Policies     []*networkingv1.NetworkPolicy
 	PDBs         []*policyv1.PodDisruptionBudget
+	HPAs         []*autoscalingv2.HorizontalPodAutoscaler
 	Gateways     []*gatewayv1.Gateway
 	HTTPRoutes   []*gatewayv1.HTTPRoute
 }
@@ -117,6 +119,8 @@ func decode(stream []byte) (*manifests, error) {
 			target = add(&m.Policies)
 		case "policy/v1 PodDisruptionBudget":
 			target = add(&m.PDBs)
+		case "autoscaling/v2 HorizontalPodAutoscaler":
+			target = add(&m.HPAs)
 		case "gateway.networking.k8s.io/v1 Gateway":
 			target = add(&m.Gateways)
 		case "gateway.networking.k8s.io/v1 HTTPRoute":
