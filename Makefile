@@ -137,7 +137,7 @@ ENTRY        ?= gateway
 ENVOY_GATEWAY_VERSION ?= v1.5.0
 INGRESS_NGINX_VERSION ?= controller-v1.13.0
 
-.PHONY: images kind-up kind-load kind-secrets deploy kind-down
+.PHONY: images kind-up kind-load kind-secrets deploy kind-down k8s-verify
 
 images: ## build the four container images with podman or docker
 	@test -n "$(CONTAINER)" || { echo "images: need podman or docker"; exit 1; }
@@ -197,3 +197,13 @@ deploy: kind-secrets ## kubectl apply -k the kind overlay and wait for the rollo
 
 kind-down: ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+# A real control plane on loopback (etcd, kube-apiserver with RBAC and Pod
+# Security admission, controller-manager, scheduler, kwok's simulated nodes):
+# Gateway API CRDs, `make kind-secrets`, `kubectl apply -k` of the kind and
+# production overlays, rollouts, EndpointSlices, PDBs, HPAs, a rolling update,
+# then mutated manifests that must fail (docs/kubernetes.md). The binaries are
+# built once into ~/.cache/gatehouse (a few minutes cold, seconds after).
+K8S_VERIFY_FLAGS ?=
+k8s-verify:
+	cd k8s && go run ./cmd/k8sverify -root .. $(K8S_VERIFY_FLAGS)
