@@ -148,7 +148,8 @@ func run(ctx context.Context, root string, nodes int, keep, mutants bool, rollou
 	var survived []string
 	if mutants && len(problems) == 0 {
 		fmt.Println("mutations (each must be caught):")
-		v.RolloutTimeout = 30 * time.Second
+		// Each mutant is expected to fail: short bounds.
+		v.RolloutTimeout, v.Settle = 30*time.Second, 5*time.Second
 		for _, m := range verify.Mutants {
 			caught, err := v.RunMutant(ctx, tree, m)
 			if err != nil {

@@ -38,6 +38,9 @@ type Verifier struct {
 	Log  io.Writer // progress and findings
 	// RolloutTimeout bounds each `kubectl rollout status`.
 	RolloutTimeout time.Duration
+	// Settle is how long the checks after a rollout are retried while
+	// controllers catch up (default 30s).
+	Settle time.Duration
 }
 
 func (v *Verifier) logf(format string, args ...any) { fmt.Fprintf(v.Log, format+"\n", args...) }
@@ -244,16 +247,34 @@ func (v *Verifier) Check(ctx context.Context, ns string, since time.Time) *Resul
 		r.problem("%s: %v", ns, err)
 		return r
 	}
+	// Controllers catch up asynchronously (EndpointSlices, disruption
+	// budgets, autoscaler status): the checks are retried for a while and
+	// the last round counts.
 	var pods corev1.PodList
-	if err := v.getJSON(ctx, &pods, "pods", "-n", ns); err != nil {
-		r.problem("%s: %v", ns, err)
-		return r
+	last := &Result{}
+	settle := v.Settle
+	if settle == 0 {
+		settle = 30 * time.Second
 	}
-	v.checkPods(r, ns, ws, pods.Items)
-	v.checkEndpoints(ctx, r, ns, pods.Items)
-	v.checkPDBs(ctx, r, ns, ws, pods.Items)
-	v.checkHPAs(ctx, r, ns, ws)
-	v.events(ctx, r, ns)
+	deadline := time.Now().Add(settle)
+	for {
+		last = &Result{}
+		if err := v.getJSON(ctx, &pods, "pods", "-n", ns); err != nil {
+			last.problem("%s: %v", ns, err)
+		} else {
+			v.checkPods(last, ns, ws, pods.Items)
+			v.checkEndpoints(ctx, last, ns, pods.Items)
+			v.checkPDBs(ctx, last, ns, ws, pods.Items)
+			v.checkHPAs(ctx, last, ns, ws)
+		}
+		if len(last.Problems) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	r.Problems = append(r.Problems, last.Problems...)
+	r.Report = append(r.Report, last.Report...)
+	v.events(ctx, r, ns, pods.Items)
 	return r
 }
 
@@ -568,7 +589,11 @@ func (v *Verifier) checkHPAs(ctx context.Context, r *Result, ns string, ws []Wor
 
 // events reports Warning events that point at the manifests: pods refused
 // by admission, unresolvable references.
-func (v *Verifier) events(ctx context.Context, r *Result, ns string) {
+func (v *Verifier) events(ctx context.Context, r *Result, ns string, pods []corev1.Pod) {
+	readyNow := map[string]bool{}
+	for _, p := range pods {
+		readyNow[p.Name] = podReady(p)
+	}
 	var evs corev1.EventList
 	if err := v.getJSON(ctx, &evs, "events", "-n", ns, "--field-selector=type=Warning"); err != nil {
 		r.problem("%s: %v", ns, err)
@@ -578,6 +603,10 @@ func (v *Verifier) events(ctx context.Context, r *Result, ns string) {
 	for _, e := range evs.Items {
 		// The simulation has no metrics server: the autoscalers say so.
 		if e.InvolvedObject.Kind == "HorizontalPodAutoscaler" && strings.Contains(e.Reason, "Metric") {
+			continue
+		}
+		// Transient: the scheduler tried postgres-0 before its claim bound.
+		if e.InvolvedObject.Kind == "Pod" && e.Reason == "FailedScheduling" && readyNow[e.InvolvedObject.Name] {
 			continue
 		}
 		// A namespace's first pods may race its default ServiceAccount;
