@@ -132,7 +132,7 @@ func Start(ctx context.Context, bins *Binaries, opts Options) (c *Cluster, err e
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
-	if err := c.waitHTTP(ctx, "kube-apiserver", c.Server+"/readyz", pool, 90*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, "kube-apiserver", c.Server+"/readyz", pool, 180*time.Second); err != nil {
 		return c, err
 	}
 	if c.Kubeconfig, err = p.kubeconfig(c.Server); err != nil {

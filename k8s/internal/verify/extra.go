@@ -21,7 +21,7 @@ import (
 // overlay expects from outside (its kustomization's comment), with
 // throwaway values and a self-signed certificate for gatehouse-tls.
 func (v *Verifier) ProductionSecrets(ctx context.Context, ns string) error {
-	if _, err := v.kubectl(ctx, "create", "namespace", ns); err != nil {
+	if _, err := v.kubectl(ctx, "create", "namespace", ns, "--save-config"); err != nil {
 		return err
 	}
 	secrets := map[string]string{
