@@ -170,3 +170,17 @@ func redirect(w http.ResponseWriter, loc string) {
 
 // normEmail lower-cases and trims, as sign-up stores emails.
 func normEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// mailAddress reads the email field of a mail-sending request
+// (request-password-reset, send-verification-email), with Better Auth's
+// validation errors.
+func mailAddress(p *string) (string, error) {
+	if p == nil {
+		return "", errValidationInvalid("email", "string")
+	}
+	email := normEmail(*p)
+	if !validEmail(email) {
+		return "", validationError("[body.email] Invalid email address")
+	}
+	return email, nil
+}

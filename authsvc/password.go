@@ -149,12 +149,9 @@ func requestReset(w http.ResponseWriter, r *http.Request, d *deps, guard *origin
 	if err != nil {
 		return err
 	}
-	if q.Email == nil {
-		return errValidationInvalid("email", "string")
-	}
-	email := normEmail(*q.Email)
-	if !validEmail(email) {
-		return validationError("[body.email] Invalid email address")
+	email, err := mailAddress(q.Email)
+	if err != nil {
+		return err
 	}
 	redirectTo := ""
 	if q.RedirectTo != nil && *q.RedirectTo != "" {

@@ -46,12 +46,9 @@ func sendVerification(w http.ResponseWriter, r *http.Request, d *deps, guard *or
 	if err != nil {
 		return err
 	}
-	if q.Email == nil {
-		return errValidationInvalid("email", "string")
-	}
-	email := normEmail(*q.Email)
-	if !validEmail(email) {
-		return validationError("[body.email] Invalid email address")
+	email, err := mailAddress(q.Email)
+	if err != nil {
+		return err
 	}
 	callback := "/"
 	if q.CallbackURL != nil && *q.CallbackURL != "" {
