@@ -23,7 +23,7 @@ func TestQuickRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := run(ctx, []string{"-quick", "-d", "1s", "-rows", "direct,bare,nginx", "-out", out}, &stdout, &stderr)
+	err := run(ctx, []string{"-quick", "-d", "1s", "-rows", "direct,bare,nginx,idle-bare", "-idle-conns", "300", "-out", out}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("gatebench -quick: %v\nstderr:\n%s", err, stderr.String())
 	}
@@ -35,10 +35,15 @@ func TestQuickRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("latest.json: %v", err)
 	}
-	if len(rep.Rows) != 3 {
-		t.Fatalf("rows = %d, want 3 (direct, bare, nginx)", len(rep.Rows))
+	if len(rep.Rows) != 4 {
+		t.Fatalf("rows = %d, want 4 (direct, bare, nginx, idle-bare)", len(rep.Rows))
 	}
-	for _, r := range rep.Rows {
+	idle := rep.Rows[3]
+	if idle.IdleConns != 300 || idle.IdleKiB.N != 1 || idle.IdleKiB.Median <= 0 || idle.RSSAfter.Median <= idle.RSSBefore.Median || idle.Failed > 0 {
+		t.Errorf("idle-bare: %d connections, %+v KiB each, RSS %+v → %+v MiB, %d failed: want one run measuring memory that grew",
+			idle.IdleConns, idle.IdleKiB, idle.RSSBefore, idle.RSSAfter, idle.Failed)
+	}
+	for _, r := range rep.Rows[:3] {
 		if r.RPS.N != 1 || r.RPS.Median <= 0 || r.P99ms.Median <= 0 || r.Failed > 0 || r.Errors > 0 {
 			t.Errorf("row %s: rps %+v p99 %+v failed %d errors %d, want one clean run", r.ID, r.RPS, r.P99ms, r.Failed, r.Errors)
 		}

@@ -34,6 +34,7 @@ type config struct {
 	Warmup      time.Duration // discarded wrk run before it, same settings
 	Threads     int           // wrk -t
 	Conns       int           // wrk -c
+	IdleConns   int           // connections the idle-* rows open
 	Timeout     time.Duration // wrk --timeout: slower responses count as errors
 	Tokens      int           // fresh tokens per algorithm
 	LogLevel    string        // LOG_LEVEL of every service under test
@@ -58,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Warmup, "warmup", 1*time.Second, "discarded warm-up run before each measured run")
 	fs.IntVar(&c.Threads, "t", 2, "wrk threads")
 	fs.IntVar(&c.Conns, "c", 32, "wrk connections")
+	fs.IntVar(&c.IdleConns, "idle-conns", 10_000, "keep-alive connections the idle-* rows open and leave idle")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "wrk --timeout")
 	fs.IntVar(&c.Tokens, "tokens", 200_000, "fresh tokens generated per algorithm")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "LOG_LEVEL of the services under test (warn: no per-request access log)")
@@ -131,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.Threads < 1 || c.Conns < c.Threads {
 		problems = append(problems, "-t, -c: want at least 1 thread and at least one connection per thread")
+	}
+	if c.IdleConns < 2 {
+		problems = append(problems, "-idle-conns: want at least 2")
 	}
 	if c.Tokens < 10*c.Threads {
 		problems = append(problems, "-tokens: want at least 10 per wrk thread")

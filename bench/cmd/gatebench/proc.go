@@ -206,20 +206,11 @@ func peakRSS(pids []int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		found := false
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("/proc/%d/status VmHWM %q: %w", pid, v, err)
-				}
-				total += kb << 10
-				found = true
-			}
-		}
-		if !found {
+		v, ok := statusField(string(b), "VmHWM:")
+		if !ok {
 			return 0, errors.New("VmHWM missing from /proc/" + strconv.Itoa(pid) + "/status")
 		}
+		total += v
 	}
 	return total, nil
 }

@@ -32,20 +32,28 @@ func summarize(xs []float64) stat {
 }
 
 type rowSummary struct {
-	ID         string      `json:"id"`
-	Title      string      `json:"title"`
-	Ours       bool        `json:"ours"`
-	RPS        stat        `json:"rps"`
-	P50ms      stat        `json:"p50_ms"`
-	P99ms      stat        `json:"p99_ms"`
-	ProxyCPU   stat        `json:"proxy_cpu_us_per_req"`
-	OtherCPU   stat        `json:"upstream_cpu_us_per_req"`
-	WrkCPU     stat        `json:"wrk_cpu_us_per_req"` // the load generator's share of the same cores
-	PeakRSSMiB float64     `json:"proxy_peak_rss_mib"` // the highest over repetitions
-	Errors     int64       `json:"errors"`
-	Wrapped    int64       `json:"tokens_wrapped"` // fresh-token threads that ran out and started over
-	Failed     int         `json:"failed_runs"`
-	Runs       []runResult `json:"runs"`
+	ID         string  `json:"id"`
+	Title      string  `json:"title"`
+	Ours       bool    `json:"ours"`
+	RPS        stat    `json:"rps"`
+	P50ms      stat    `json:"p50_ms"`
+	P99ms      stat    `json:"p99_ms"`
+	ProxyCPU   stat    `json:"proxy_cpu_us_per_req"`
+	OtherCPU   stat    `json:"upstream_cpu_us_per_req"`
+	WrkCPU     stat    `json:"wrk_cpu_us_per_req"` // the load generator's share of the same cores
+	PeakRSSMiB float64 `json:"proxy_peak_rss_mib"` // the highest over repetitions
+	Errors     int64   `json:"errors"`
+	Conns      int     `json:"conns,omitempty"` // wrk connections, when the row sets its own
+	// Idle rows: connections held, and resident memory per idle connection.
+	IdleConns int  `json:"idle_conns,omitempty"`
+	IdleKiB   stat `json:"idle_kib_per_conn"`
+	RSSBefore stat `json:"idle_rss_before_mib"`
+	RSSAfter  stat `json:"idle_rss_after_mib"`
+	// Parts is the upstream CPU per request by process (full-stack rows).
+	Parts   map[string]stat `json:"parts_cpu_us_per_req,omitempty"`
+	Wrapped int64           `json:"tokens_wrapped"` // fresh-token threads that ran out and started over
+	Failed  int             `json:"failed_runs"`
+	Runs    []runResult     `json:"runs"`
 }
 
 // ratio compares row A to row B within each repetition, then takes the
@@ -59,6 +67,8 @@ type ratio struct {
 	// CPU is A's proxy CPU per request over B's. On a shared machine it is
 	// steadier than req/s, which moves with whatever else holds the cores.
 	CPU stat `json:"proxy_cpu_ratio"`
+	// RSS is A's proxy peak RSS over B's, run by run.
+	RSS stat `json:"proxy_peak_rss_ratio"`
 }
 
 type target struct {
@@ -79,11 +89,21 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 	rep := &report{Meta: m}
 	byID := map[string]*rowSummary{}
 	for _, r := range selected {
-		s := rowSummary{ID: r.ID, Title: r.Title, Ours: r.Ours, Runs: results[r.ID]}
-		var rps, p50, p99, pc, oc, wc []float64
+		s := rowSummary{ID: r.ID, Title: r.Title, Ours: r.Ours, Runs: results[r.ID], Conns: r.Conns}
+		if r.Idle {
+			s.IdleConns = cfg.IdleConns
+		}
+		var rps, p50, p99, pc, oc, wc, ik, rb, ra []float64
+		parts := map[string][]float64{}
 		for _, x := range s.Runs {
 			if x.Err != "" {
 				s.Failed++
+				continue
+			}
+			if x.Idle != nil {
+				ik = append(ik, float64(x.Idle.BytesPerCon)/1024)
+				rb = append(rb, float64(x.Idle.RSSBefore)/(1<<20))
+				ra = append(ra, float64(x.Idle.RSSAfter)/(1<<20))
 				continue
 			}
 			rps = append(rps, x.RPS)
@@ -92,12 +112,22 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			pc = append(pc, x.ProxyCPUus)
 			oc = append(oc, x.OtherCPUus)
 			wc = append(wc, x.Wrk.WrkCPU*1e6/float64(x.Wrk.Requests))
+			for k, v := range x.PartsCPUus {
+				parts[k] = append(parts[k], v)
+			}
 			s.PeakRSSMiB = math.Max(s.PeakRSSMiB, float64(x.PeakRSS)/(1<<20))
 			s.Errors += x.Wrk.errors()
 			s.Wrapped += x.Wrk.Wrapped
 		}
 		s.RPS, s.P50ms, s.P99ms = summarize(rps), summarize(p50), summarize(p99)
 		s.ProxyCPU, s.OtherCPU, s.WrkCPU = summarize(pc), summarize(oc), summarize(wc)
+		s.IdleKiB, s.RSSBefore, s.RSSAfter = summarize(ik), summarize(rb), summarize(ra)
+		for k, v := range parts {
+			if s.Parts == nil {
+				s.Parts = map[string]stat{}
+			}
+			s.Parts[k] = summarize(v)
+		}
 		rep.Rows = append(rep.Rows, s)
 		byID[r.ID] = &rep.Rows[len(rep.Rows)-1]
 	}
@@ -107,7 +137,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		if ra == nil || rb == nil {
 			return ratio{}, false
 		}
-		var rs, ds, cs []float64
+		var rs, ds, cs, ms []float64
 		for i := range min(len(ra.Runs), len(rb.Runs)) {
 			x, y := ra.Runs[i], rb.Runs[i]
 			if x.Err != "" || y.Err != "" || y.RPS == 0 {
@@ -118,16 +148,20 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			if y.ProxyCPUus > 0 {
 				cs = append(cs, x.ProxyCPUus/y.ProxyCPUus)
 			}
+			if y.PeakRSS > 0 {
+				ms = append(ms, float64(x.PeakRSS)/float64(y.PeakRSS))
+			}
 		}
 		if len(rs) == 0 {
 			return ratio{}, false
 		}
-		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds), CPU: summarize(cs)}, true
+		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds), CPU: summarize(cs), RSS: summarize(ms)}, true
 	}
 	comparisons := [][2]string{
 		{"bare", "direct"}, {"nginx", "bare"},
 		{"hs256", "bare"}, {"eddsa", "bare"}, {"cookie", "bare"}, {"eddsa-fresh", "bare"}, {"hs256-fresh", "bare"},
 		{"hs256", "nginx"}, {"eddsa", "nginx"},
+		{"bare-2k", "bare"}, {"hs256-2k", "bare-2k"},
 	}
 	ratios := map[string]ratio{}
 	for _, c := range comparisons {
@@ -163,10 +197,25 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 	}
 	rep.Targets = append(rep.Targets, vsBare("eddsa-fresh", 0.40, 0), vsBare("hs256-fresh", 0.80, 0))
 
-	rss := target{Name: "our proxy peak RSS ≤ 40 MiB (every proxy row)", Verdict: "not run"}
+	busy := target{Name: "hs256-2k ≥ 0.90× bare-2k req/s, peak RSS ≤ 1.2× (2,000 connections)", Verdict: "not run"}
+	if r, ok := ratios["hs256-2k / bare-2k"]; ok {
+		busy.Value = r.RPS.Median
+		busy.Measured = fmt.Sprintf("%.2f× (%.2f–%.2f), peak RSS %.2f× (%.2f–%.2f)", r.RPS.Median, r.RPS.Min, r.RPS.Max, r.RSS.Median, r.RSS.Min, r.RSS.Max)
+		busy.Verdict = verdict(r.RPS.Median >= 0.90 && r.RSS.Median <= 1.2)
+	}
+	rep.Targets = append(rep.Targets, busy)
+	idle := target{Name: fmt.Sprintf("idle-hs256 memory per idle connection ≤ idle-bare's (%d connections)", cfg.IdleConns), Verdict: "not run"}
+	if a, b := byID["idle-hs256"], byID["idle-bare"]; a != nil && b != nil && a.IdleKiB.N > 0 && b.IdleKiB.N > 0 {
+		idle.Value = a.IdleKiB.Median
+		idle.Measured = fmt.Sprintf("%.1f KiB against %.1f KiB", a.IdleKiB.Median, b.IdleKiB.Median)
+		idle.Verdict = verdict(a.IdleKiB.Median <= b.IdleKiB.Median)
+	}
+	rep.Targets = append(rep.Targets, idle)
+
+	rss := target{Name: "our proxy peak RSS ≤ 40 MiB (every proxy row at -c connections)", Verdict: "not run"}
 	worst, worstID := -1.0, ""
 	for _, s := range rep.Rows {
-		if s.Ours && s.RPS.N > 0 && s.PeakRSSMiB > worst {
+		if s.Ours && s.RPS.N > 0 && s.Conns == 0 && s.PeakRSSMiB > worst {
 			worst, worstID = s.PeakRSSMiB, s.ID
 		}
 	}
@@ -183,6 +232,30 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 	}
 	rep.Targets = append(rep.Targets, list)
 	return rep
+}
+
+// partNames lists the process names of the per-process CPU table in a
+// fixed order: the ones stack rows name, then any other.
+func partNames(rows []rowSummary) []string {
+	seen := map[string]bool{}
+	for _, s := range rows {
+		for k := range s.Parts {
+			seen[k] = true
+		}
+	}
+	var names []string
+	for _, n := range []string{"backend", "postgres", "authsvc", "redis"} {
+		if seen[n] {
+			names = append(names, n)
+			delete(seen, n)
+		}
+	}
+	var rest []string
+	for n := range seen {
+		rest = append(rest, n)
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
 }
 
 func verdict(pass bool) string {
@@ -215,12 +288,15 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "# Gatehouse proxy benchmark\n\n")
 	fmt.Fprintf(&b, "%s on %s: %s CPUs, load average %s at start and %s at the end (1, 5, 15 min; includes other users of the machine); %s; %s; %s.\n",
 		m["date"], m["host"], m["cpus"], m["loadavg"], m["loadavg_end"], m["go"], m["wrk"], m["nginx"])
-	fmt.Fprintf(&b, "Load: `%s`, same for every row; %s repetitions interleaved across rows; median (min–max). "+
+	fmt.Fprintf(&b, "Load: `%s`, same for every row (the -2k rows: -c2000); %s repetitions interleaved across rows; median (min–max). "+
 		"Services at LOG_LEVEL=%s. Run took %s.\n\n", m["load"], m["reps"], m["log_level"], m["duration"])
 
 	b.WriteString("| row | req/s | p50 ms | p99 ms | proxy CPU µs/req | upstream CPU µs/req | proxy peak RSS MiB | errors |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Rows {
+		if s.IdleConns > 0 {
+			continue
+		}
 		rss := fmt.Sprintf("%.1f", s.PeakRSSMiB)
 		if s.RPS.N == 0 {
 			rss = "—"
@@ -240,10 +316,41 @@ func (r *report) markdown() string {
 		}
 	}
 
+	var idle []rowSummary
+	for _, s := range r.Rows {
+		if s.IdleConns > 0 {
+			idle = append(idle, s)
+		}
+	}
+	if len(idle) > 0 {
+		b.WriteString("\nIdle keep-alive connections (each made one request, then stayed open; resident memory of the proxy, median (min–max)):\n\n")
+		b.WriteString("| row | connections | RSS before MiB | RSS with them idle MiB | KiB per idle connection |\n|---|---:|---:|---:|---:|\n")
+		for _, s := range idle {
+			fmt.Fprintf(&b, "| `%s` %s | %d | %s | %s | %s |\n", s.ID, s.Title, s.IdleConns,
+				s.RSSBefore.med("%.1f"), s.RSSAfter.med("%.1f"), s.IdleKiB.rng("%.1f"))
+		}
+	}
+
+	if names := partNames(r.Rows); len(names) > 0 {
+		b.WriteString("\nCPU per request by process, full-stack rows (µs, median; \"total\" adds our proxy and wrk's own share):\n\n")
+		b.WriteString("| row | proxy | " + strings.Join(names, " | ") + " | total without wrk | wrk |\n|---|---:|")
+		b.WriteString(strings.Repeat("---:|", len(names)+2) + "\n")
+		for _, s := range r.Rows {
+			if len(s.Parts) == 0 || s.RPS.N == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| `%s` | %.1f |", s.ID, s.ProxyCPU.Median)
+			for _, n := range names {
+				fmt.Fprintf(&b, " %s |", s.Parts[n].med("%.1f"))
+			}
+			fmt.Fprintf(&b, " %.1f | %.1f |\n", s.ProxyCPU.Median+s.OtherCPU.Median, s.WrkCPU.Median)
+		}
+	}
+
 	b.WriteString("\nRatios, taken within each repetition, then the median (min–max):\n\n")
-	b.WriteString("| comparison | req/s ratio | p99 Δ ms | proxy CPU/req ratio |\n|---|---:|---:|---:|\n")
+	b.WriteString("| comparison | req/s ratio | p99 Δ ms | proxy CPU/req ratio | proxy peak RSS ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, x := range r.Ratios {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", x.Name, x.RPS.rng("%.2f×"), x.P99DeltaMS.rng("%+.2f"), x.CPU.rng("%.2f×"))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", x.Name, x.RPS.rng("%.2f×"), x.P99DeltaMS.rng("%+.2f"), x.CPU.rng("%.2f×"), x.RSS.rng("%.2f×"))
 	}
 
 	b.WriteString("\n| target | measured | verdict |\n|---|---|---|\n")

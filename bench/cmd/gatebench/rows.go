@@ -36,6 +36,7 @@ type front struct {
 	procs      []*proc
 	proxyRoots []int  // the proxy (or the server itself for the direct row): CPU and peak RSS
 	otherRoots []int  // everything else serving the row: upstream, backend, authsvc, Postgres, Redis
+	parts      []part // otherRoots by name, for the per-process CPU table of the full-stack rows
 	pprofURL   string // our proxy's metrics listener, when -pprof names this row
 }
 
@@ -53,6 +54,12 @@ func (e *env) metricsEnv(r row) (kv []string, pprofURL string, err error) {
 	return []string{"PROXY_METRICS_ADDR=" + addr, "PPROF=1"}, "http://" + addr, nil
 }
 
+// part is one named process tree among a row's otherRoots.
+type part struct {
+	Name string
+	Root int
+}
+
 // row is one line of the table.
 type row struct {
 	ID, Title string
@@ -60,6 +67,8 @@ type row struct {
 	Ours      bool   // our proxy: its peak RSS is checked against the target
 	Fresh     string // algorithm whose fresh-token file the row uses, if any
 	Want      int    // status every request must get
+	Conns     int    // wrk connections for this row; 0 takes -c
+	Idle      bool   // idle-connection row: open -idle-conns keep-alive connections instead of running wrk
 	start     func(ctx context.Context, e *env, r row) (*front, error)
 	load      func(e *env) load
 }
@@ -79,6 +88,14 @@ var rows = []row{
 		start: ourProxy("HS256"), load: freshLoad("HS256")},
 	{ID: "cookie", Title: "our proxy, EdDSA, reused token in access cookie", Ours: true, Want: 200,
 		start: ourProxy("EdDSA"), load: bearerLoad("EdDSA", true)},
+	{ID: "bare-2k", Title: "httputil.ReverseProxy, no auth, 2,000 connections", Conns: 2000, Want: 200,
+		start: startBare, load: plainLoad},
+	{ID: "hs256-2k", Title: "our proxy, HS256, reused token, 2,000 connections", Ours: true, Conns: 2000, Want: 200,
+		start: ourProxy("HS256"), load: bearerLoad("HS256", false)},
+	{ID: "idle-bare", Title: "httputil.ReverseProxy, idle keep-alive connections", Idle: true, Want: 200,
+		start: startBare, load: plainLoad},
+	{ID: "idle-hs256", Title: "our proxy, HS256, idle keep-alive connections", Ours: true, Idle: true, Want: 200,
+		start: ourProxy("HS256"), load: bearerLoad("HS256", false)},
 	{ID: "list50", Title: "full stack: GET /api/v1/todos (50 todos)", Stack: true, Ours: true, Want: 200,
 		start: startStackProxy, load: listLoad},
 	{ID: "fastapi-seed", Title: "FastAPI seed shape: python-jose HS256 in the app, direct (50 todos)", Stack: true, Want: 200,
@@ -139,13 +156,21 @@ func startDirect(_ context.Context, e *env, _ row) (*front, error) {
 	return &front{url: e.upURL, proxyRoots: []int{e.upstream.pid()}}, nil
 }
 
-func startBare(ctx context.Context, e *env, _ row) (*front, error) {
+// conns is the number of wrk connections of row r.
+func (e *env) conns(r row) int {
+	if r.Conns > 0 {
+		return r.Conns
+	}
+	return e.cfg.Conns
+}
+
+func startBare(ctx context.Context, e *env, r row) (*front, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	p, err := startProc("bareproxy", e.work, filepath.Join(e.helpers, "bareproxy"),
-		[]string{"-addr", addr, "-target", e.upURL, "-idle", fmt.Sprint(max(1024, e.cfg.Conns))}, nil)
+		[]string{"-addr", addr, "-target", e.upURL, "-idle", fmt.Sprint(max(1024, e.conns(r)))}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,11 @@ type runResult struct {
 	ProxyCPUus float64   `json:"proxy_cpu_us_per_req"`    // proxyRoots' CPU over the measured run / requests
 	OtherCPUus float64   `json:"upstream_cpu_us_per_req"` // otherRoots' likewise
 	PeakRSS    int64     `json:"proxy_peak_rss_bytes"`    // VmHWM of proxyRoots' trees, summed (nginx: master + workers)
-	Err        string    `json:"error,omitempty"`
+	// PartsCPUus splits OtherCPUus by process tree (full-stack rows: backend,
+	// postgres, authsvc, redis), CPU µs per request each.
+	PartsCPUus map[string]float64 `json:"parts_cpu_us_per_req,omitempty"`
+	Idle       *idleResult        `json:"idle,omitempty"` // idle-connection rows, instead of Wrk
+	Err        string             `json:"error,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,6 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				res.Err = err.Error()
 				runErrs = append(runErrs, fmt.Errorf("%s rep %d: %w", r.ID, rep+1, err))
 				logf("%-12s rep %d/%d: FAILED: %v", r.ID, rep+1, cfg.Reps, err)
+			} else if res.Idle != nil {
+				logf("%-12s rep %d/%d: %d idle connections: RSS %.1f → %.1f MiB, %.1f KiB per connection",
+					r.ID, rep+1, cfg.Reps, res.Idle.Conns, float64(res.Idle.RSSBefore)/(1<<20), float64(res.Idle.RSSAfter)/(1<<20), float64(res.Idle.BytesPerCon)/1024)
 			} else {
 				logf("%-12s rep %d/%d: %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %6.1f µs/req  errors %d",
 					r.ID, rep+1, cfg.Reps, res.RPS, res.Wrk.P50US/1000, res.Wrk.P99US/1000, res.ProxyCPUus, res.Wrk.errors())
@@ -201,11 +208,23 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	if err := e.check(ctx, f.url, r, l); err != nil {
 		return res, err
 	}
+	if r.Idle {
+		var pids []int
+		for _, root := range f.proxyRoots {
+			pids = append(pids, treePIDs(root)...)
+		}
+		idle, err := runIdle(ctx, f.url, l, e.cfg.IdleConns, pids)
+		if err != nil {
+			return res, err
+		}
+		res.Idle = &idle
+		return res, nil
+	}
 	script, err := l.script(e.work, r.ID)
 	if err != nil {
 		return res, err
 	}
-	o := wrkOpts{Threads: e.cfg.Threads, Conns: e.cfg.Conns, Timeout: e.cfg.Timeout}
+	o := wrkOpts{Threads: e.cfg.Threads, Conns: e.conns(r), Timeout: e.cfg.Timeout}
 	// Fresh tokens: the warm-up and the measured run have their own, so no
 	// token is verified twice in one proxy's life (unless a run wraps).
 	if _, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Warmup, l, "warm"); err != nil {
@@ -224,6 +243,10 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 		go func() { perfErr <- recordPerf(ctx, f.proxyRoots[0], e.cfg.Duration, path) }()
 	}
 	proxyBefore, otherBefore := sampleTrees(f.proxyRoots), sampleTrees(f.otherRoots)
+	partsBefore := make([]cpuSample, len(f.parts))
+	for i, pt := range f.parts {
+		partsBefore[i] = sampleTrees([]int{pt.Root})
+	}
 	w, err := runWrk(ctx, o, script, f.url+l.Path, e.cfg.Duration, l, "run")
 	for _, c := range []chan error{profErr, perfErr} {
 		if c == nil {
@@ -246,6 +269,12 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	res.Wrk, res.RPS = w, w.rps()
 	res.ProxyCPUus = proxyCPU * 1e6 / float64(w.Requests)
 	res.OtherCPUus = otherCPU * 1e6 / float64(w.Requests)
+	for i, pt := range f.parts {
+		if res.PartsCPUus == nil {
+			res.PartsCPUus = map[string]float64{}
+		}
+		res.PartsCPUus[pt.Name] = cpuDelta(partsBefore[i], sampleTrees([]int{pt.Root})) * 1e6 / float64(w.Requests)
+	}
 	var pids []int
 	for _, root := range f.proxyRoots {
 		pids = append(pids, treePIDs(root)...)

@@ -236,7 +236,8 @@ func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*fron
 		return nil, err
 	}
 	f := &front{url: s.baseURL, procs: []*proc{p}, proxyRoots: []int{p.pid()},
-		otherRoots: []int{s.auth.pid(), s.backend.pid(), s.pgPID, s.redisPID}, pprofURL: pprofURL}
+		otherRoots: []int{s.auth.pid(), s.backend.pid(), s.pgPID, s.redisPID}, pprofURL: pprofURL,
+		parts: []part{{"backend", s.backend.pid()}, {"postgres", s.pgPID}, {"authsvc", s.auth.pid()}, {"redis", s.redisPID}}}
 	return f, p.waitHTTP(ctx, f.url+"/readyz", http.StatusOK, 15*time.Second)
 }
 
