@@ -59,11 +59,21 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"code":"INTERNAL_SERVER_ERROR","message":"Internal server error."}`)
 	}
+	WriteRawJSON(w, status, append(b, '\n'))
+}
+
+// WriteRawJSON sends b, which must be JSON, as the response body with
+// status and a Content-Length: a known length lets net/http write the
+// response in one piece instead of chunked, and lets a reverse proxy in
+// front copy it without flushing every write (httputil.ReverseProxy flushes
+// each write of a response of unknown length).
+func WriteRawJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }
 
 // MethodNotAllowed answers a known path reached with the wrong method: a JSON
