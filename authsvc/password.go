@@ -24,7 +24,6 @@ var (
 	errInvalidToken      = httpx.Errorf(http.StatusBadRequest, "INVALID_TOKEN", "Invalid token")
 	errInvalidPassword   = httpx.Errorf(http.StatusBadRequest, "INVALID_PASSWORD", "Invalid password")
 	errNoCredential      = httpx.Errorf(http.StatusBadRequest, "CREDENTIAL_ACCOUNT_NOT_FOUND", "Credential account not found")
-	errUserNotFound      = httpx.Errorf(http.StatusBadRequest, "USER_NOT_FOUND", "User not found")
 	errInvalidRedirect   = httpx.Errorf(http.StatusForbidden, "INVALID_REDIRECT_URL", "Invalid redirectURL")
 	errValidationInvalid = func(field, want string) error {
 		return validationError("[body." + field + "] Invalid input: expected " + want + ", received undefined")

@@ -18,52 +18,43 @@ var (
 // checkToken returns the token check for mode (required or optional). A
 // verified token puts its subject, claims and the identity headers mapped
 // from its claims (ident, from the routes file; nil maps none) on the
-// request's exchange for Rewrite to send. Without a token, an optional
+// request's exchange, for Rewrite or the forward-auth verdict to send. Without a token, an optional
 // route goes on with no identity and a required one is 401; a token that
 // is present but bad is 401 on both. A token from the access cookie on an
 // unsafe method must also come with an allowed Origin, since a browser
 // attaches cookies to cross-site requests.
-func (s *server) checkToken(mode authMode, ident []identityHeader) func(http.Handler) http.Handler {
+func (s *server) checkToken(mode authMode, ident []identityHeader) func(step) step {
 	optional := mode == authOptional
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(next step) step {
+		return func(x *exchange, r *http.Request) {
 			raw, src, err := token.Extract(r.Header, s.cookieNames)
 			if err != nil {
 				if optional && token.ReasonOf(err) == token.ReasonMissing {
-					next.ServeHTTP(w, r)
+					next(x, r)
 					return
 				}
-				s.rejectToken(w, r, err)
+				s.rejectToken(x, r, err)
 				return
 			}
 			// A WebSocket handshake is a GET, but it opens a read-write
 			// channel with the user's cookies: browsers send SameSite=Lax
 			// cookies on a sibling site's handshake, so it needs the same
 			// origin rule as an unsafe method.
-			if src == token.SourceCookie && (!safeMethod(r.Method) || isUpgrade(r)) && !s.originAllowed(r) {
+			if src == token.SourceCookie && (!safeMethod(r.Method) || isUpgrade(r)) && !s.originAllowed(r, x.info) {
 				s.m.authFailures.WithLabelValues("invalid_origin").Inc()
 				httpx.LogFrom(r.Context()).Info("cookie request from a foreign origin refused")
-				httpx.WriteError(w, r, errInvalidOrigin)
+				httpx.WriteError(x, r, errInvalidOrigin)
 				return
 			}
 			claims, err := s.verifier.Verify(r.Context(), raw)
 			if err != nil {
-				s.rejectToken(w, r, err)
-				return
-			}
-			// The subject rides on the request's exchange, which dispatch
-			// already put in the context: no second context and request copy.
-			x := exchangeFrom(r.Context())
-			if x == nil {
-				// checkToken only runs under dispatch; without an exchange
-				// there is nowhere to carry the identity, so refuse.
-				httpx.WriteError(w, r, httpx.ErrInternal)
+				s.rejectToken(x, r, err)
 				return
 			}
 			if len(ident) > 0 {
 				vals, err := identityValues(claims, ident)
 				if err != nil {
-					s.rejectToken(w, r, err)
+					s.rejectToken(x, r, err)
 					return
 				}
 				x.identity = vals
@@ -71,8 +62,8 @@ func (s *server) checkToken(mode authMode, ident []identityHeader) func(http.Han
 			httpx.AddLogFields(r.Context(), zap.String("user_id", claims.Subject))
 			x.user = claims.Subject
 			x.claims = claims
-			next.ServeHTTP(w, r)
-		})
+			next(x, r)
+		}
 	}
 }
 
@@ -118,9 +109,9 @@ func safeMethod(m string) bool {
 }
 
 // originAllowed reports whether the request carries exactly one Origin equal
-// to its own origin (scheme and Host as the client used them) or to one of
-// ALLOWED_ORIGINS. A missing or "null" Origin is not allowed.
-func (s *server) originAllowed(r *http.Request) bool {
+// to its own origin (scheme and Host as the client used them, in info) or to
+// one of ALLOWED_ORIGINS. A missing or "null" Origin is not allowed.
+func (s *server) originAllowed(r *http.Request, info reqInfo) bool {
 	vals := r.Header.Values("Origin")
 	if len(vals) != 1 {
 		return false
@@ -129,7 +120,6 @@ func (s *server) originAllowed(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	info := infoFrom(r.Context())
 	if info.host != "" && o == wire.Origin(info.scheme, info.host) {
 		return true
 	}

@@ -101,7 +101,7 @@ func headerValue(raw json.RawMessage) (string, error) {
 // setIdentity sets the identity headers of x on h (an outbound request or
 // the forward-auth answer): X-User-ID, then every mapped claim present.
 func setIdentity(x *exchange, set func(k, v string)) {
-	if x == nil || x.user == "" {
+	if x.user == "" {
 		return
 	}
 	set(headers.UserID, x.user)

@@ -21,26 +21,26 @@ var (
 // route class (see pathclass): what each class gets and in which order.
 // With forward false the upstreams are replaced by the forward-auth verdict
 // (VERIFY_ADDR): the same decisions, answered instead of forwarded.
-func (s *server) addRoutes(forward bool) map[pathclass.Class]http.Handler {
-	var backend, authsvc, web http.Handler
-	web = httpx.NotFoundHandler()
+func (s *server) addRoutes(forward bool) map[pathclass.Class]step {
+	var backend, authsvc, web step
+	web = serve(httpx.NotFoundHandler())
 	if forward {
-		backend = s.boundTunnel(s.newReverseProxy(proxySpec{name: "backend", target: s.cfg.BackendURL, kind: toBackend, timeout: s.cfg.UpstreamTimeout}))
-		authsvc = s.newReverseProxy(proxySpec{name: "authsvc", target: s.cfg.AuthsvcURL, kind: toAuthsvc, timeout: s.cfg.UpstreamTimeout})
+		backend = s.boundTunnel(serve(s.newReverseProxy(proxySpec{name: "backend", target: s.cfg.BackendURL, kind: toBackend, timeout: s.cfg.UpstreamTimeout})))
+		authsvc = serve(s.newReverseProxy(proxySpec{name: "authsvc", target: s.cfg.AuthsvcURL, kind: toAuthsvc, timeout: s.cfg.UpstreamTimeout}))
 		if s.cfg.WebURL != nil {
-			web = s.newReverseProxy(proxySpec{name: "web", target: s.cfg.WebURL, kind: toWeb, timeout: s.cfg.UpstreamTimeout})
+			web = serve(s.newReverseProxy(proxySpec{name: "web", target: s.cfg.WebURL, kind: toWeb, timeout: s.cfg.UpstreamTimeout}))
 		}
 	} else {
-		backend, authsvc = s.verifyOK(), s.verifyOK()
+		backend, authsvc = s.verifyOK, s.verifyOK
 		if s.cfg.WebURL != nil {
-			web = s.verifyOK()
+			web = s.verifyOK
 		}
 	}
 	strict := s.rateLimit(pathclass.AuthStrict, s.cfg.AuthRateLimit)
 	general := s.rateLimit(pathclass.Auth, s.cfg.AuthGeneralRateLimit)
 	readyClient := &http.Client{Transport: newTransport(2 * time.Second), Timeout: 2 * time.Second}
 
-	health, ready := getOnly(httpx.Healthz()), getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient)))
+	health, ready := serve(getOnly(httpx.Healthz())), serve(getOnly(httpx.Readyz(s.lc, s.readyCheck(readyClient))))
 	if !forward {
 		// On the forward-auth listener /healthz and /readyz are the
 		// application's paths, judged like the rest of what is outside
@@ -48,25 +48,30 @@ func (s *server) addRoutes(forward bool) map[pathclass.Class]http.Handler {
 		// the ingress pass them unauthenticated.
 		health, ready = web, web
 	}
-	return map[pathclass.Class]http.Handler{
+	return map[pathclass.Class]step{
 		pathclass.Healthz:    health,
 		pathclass.Readyz:     ready,
 		pathclass.AuthStrict: strict(authsvc),  // sign-in, sign-up: AUTH_RATE_LIMIT
 		pathclass.Auth:       general(authsvc), // rest of /api/auth: AUTH_GENERAL_RATE_LIMIT
 		pathclass.API:        s.checkToken(authRequired, nil)(backend),
 		pathclass.Web:        web,
-		pathclass.NotFound:   httpx.NotFoundHandler(),
-		pathclass.BadPath:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { httpx.WriteError(w, r, errBadPath) }),
+		pathclass.NotFound:   serve(httpx.NotFoundHandler()),
+		pathclass.BadPath:    func(x *exchange, r *http.Request) { httpx.WriteError(x, r, errBadPath) },
 	}
 }
 
 // rateLimit limits per client IP (IPv6 by /64) in class's own bucket.
-func (s *server) rateLimit(class pathclass.Class, lim ratelimit.Limit) func(http.Handler) http.Handler {
-	key := func(r *http.Request) string { return clientip.Key(infoFrom(r.Context()).clientIP) }
-	onReject := func(r *http.Request, res ratelimit.Result) {
-		s.m.rateLimited.WithLabelValues(string(class), string(res.Backend)).Inc()
+func (s *server) rateLimit(class pathclass.Class, lim ratelimit.Limit) func(step) step {
+	return func(next step) step {
+		return func(x *exchange, r *http.Request) {
+			res, ok := s.limiter.Admit(x, r, string(class), clientip.Key(x.info.clientIP), lim)
+			if !ok {
+				s.m.rateLimited.WithLabelValues(string(class), string(res.Backend)).Inc()
+				return
+			}
+			next(x, r)
+		}
 	}
-	return ratelimit.Middleware(s.limiter, string(class), lim, key, onReject)
 }
 
 func getOnly(h http.Handler) http.Handler {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -25,15 +24,15 @@ type routeTable struct {
 	cors     *corsConfig
 	// preflight answers CORS preflights on the public listener, and
 	// preflightVerify on the forward-auth one; nil without cors:.
-	preflight, preflightVerify http.Handler
+	preflight, preflightVerify step
 }
 
 // route is one entry of a routeTable with its handlers built.
 type route struct {
 	routeEntry
-	label  string       // the "route" metrics label: bounded by the file, never by requests
-	proxy  http.Handler // rate limit, auth, then the upstream
-	verify http.Handler // the same decisions, answered by the forward-auth listener
+	label  string // the "route" metrics label: bounded by the file, never by requests
+	proxy  step   // rate limit, auth, then the upstream
+	verify step   // the same decisions, answered by the forward-auth listener
 }
 
 // lookup returns the route with the longest prefix of rawPath, or nil. The
@@ -48,16 +47,13 @@ func (t *routeTable) lookup(rawPath string) *route {
 	return nil
 }
 
-// errNoRoute is a path no route of the routes file matches.
-var errNoRoute = httpx.ErrNotFound
-
 // buildTable turns a checked routes file into handlers. It shares upstream
 // connection pools with earlier tables (see transportFor), so a reload does
 // not open new connections to unchanged upstreams.
 func (s *server) buildTable(c routeConfig) *routeTable {
 	t := &routeTable{identity: c.identity, strip: c.stripSet(), cors: c.cors}
 	if c.cors != nil {
-		t.preflight, t.preflightVerify = s.preflight(c.cors, true), s.preflight(c.cors, false)
+		t.preflight, t.preflightVerify = serve(s.preflight(c.cors, true)), serve(s.preflight(c.cors, false))
 	}
 	for _, e := range c.routes {
 		rt := &route{routeEntry: e, label: "prefix:" + e.prefix}
@@ -66,8 +62,8 @@ func (s *server) buildTable(c routeConfig) *routeTable {
 			kind = toOpen // the proxy did not read the credentials; the upstream may
 		}
 		rp := s.newReverseProxy(proxySpec{name: e.upstream, target: e.target, kind: kind, timeout: e.timeout, table: t})
-		rt.proxy = s.routeChain(t, rt, rp, true)
-		rt.verify = s.routeChain(t, rt, s.verifyOK(), false)
+		rt.proxy = s.routeChain(t, rt, serve(rp), true)
+		rt.verify = s.routeChain(t, rt, s.verifyOK, false)
 		t.routes = append(t.routes, rt)
 	}
 	return t
@@ -80,7 +76,7 @@ func (s *server) buildTable(c routeConfig) *routeTable {
 // A long route's deadlines are extended only after the token check: a
 // client without a token must not hold a connection open for the route's
 // hours by trickling a body the 401 leaves unread.
-func (s *server) routeChain(t *routeTable, rt *route, terminal http.Handler, forward bool) http.Handler {
+func (s *server) routeChain(t *routeTable, rt *route, terminal step, forward bool) step {
 	h := terminal
 	if forward && rt.timeout > s.cfg.UpstreamTimeout {
 		h = longLived(rt.timeout, h)
@@ -100,16 +96,16 @@ func (s *server) routeChain(t *routeTable, rt *route, terminal http.Handler, for
 // authLimits applies AUTH_RATE_LIMIT to sign-in and sign-up paths and
 // AUTH_GENERAL_RATE_LIMIT to every other path of a rate_limit: auth route,
 // each in its own bucket, as the built-in /api/auth routes do.
-func (s *server) authLimits(next http.Handler) http.Handler {
+func (s *server) authLimits(next step) step {
 	strict := s.rateLimit(pathclass.AuthStrict, s.cfg.AuthRateLimit)(next)
 	general := s.rateLimit(pathclass.Auth, s.cfg.AuthGeneralRateLimit)(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(x *exchange, r *http.Request) {
 		if pathclass.Classify(r.URL.Path, false) == pathclass.AuthStrict {
-			strict.ServeHTTP(w, r)
+			strict(x, r)
 			return
 		}
-		general.ServeHTTP(w, r)
-	})
+		general(x, r)
+	}
 }
 
 // deadlineSlack is how long after a long route's timeout the connection's
@@ -121,9 +117,9 @@ const deadlineSlack = 10 * time.Second
 // stream, a WebSocket, a large upload) its own connection deadlines, past
 // the server's ReadTimeout and WriteTimeout that keep every other route
 // tight, and ends the exchange when the timeout passes.
-func longLived(timeout time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
+func longLived(timeout time.Duration, next step) step {
+	return func(x *exchange, r *http.Request) {
+		rc := http.NewResponseController(x)
 		deadline := time.Now().Add(timeout + deadlineSlack)
 		if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			httpx.LogFrom(r.Context()).Warn("cannot extend the write deadline", zap.Error(err))
@@ -133,16 +129,6 @@ func longLived(timeout time.Duration, next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
-// loadRoutesFile reads and checks path; the error lists every problem.
-func loadRoutesFile(path string, upstreamTimeout time.Duration) (routeConfig, []byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return routeConfig{}, nil, err
+		next(x, r.WithContext(ctx))
 	}
-	c, err := parseRoutesFile(data, upstreamTimeout)
-	return c, data, err
 }

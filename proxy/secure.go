@@ -2,10 +2,8 @@ package main
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"gatehouse.dev/kit/httpx"
-	"gatehouse.dev/proxy/internal/token"
 )
 
 // Response security headers.
@@ -20,13 +18,8 @@ const (
 	hstsValue = "max-age=31536000; includeSubDomains"
 )
 
-// exchange is one request's response writer and the facts dispatch decided
-// about it (client IP, scheme, host). It is the only per-request allocation
-// dispatch makes, and it lets ModifyResponse, which sees only the outbound
-// request's context, mark the response as the upstream's.
-//
-// Responses the proxy makes itself (errors, 429, 401/403, 404, 502/504,
-// healthz, readyz) get, when their header is written:
+// WriteHeader gives the proxy's own answers, as their header is written,
+// the security headers:
 //
 //   - X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer,
 //   - Cache-Control: no-store (they describe this moment: a cached 401 or 429
@@ -35,26 +28,9 @@ const (
 //     listener, or X-Forwarded-Proto: https from a TRUSTED_PROXIES peer;
 //     never a client's own header, which requestInfo ignores).
 //
+// That covers errors, 429, 401/403, 404, 502/504, healthz and readyz.
 // Upstream responses are left as the upstream made them, except that
 // secureResponse adds HSTS on https and, for authsvc, no-store, when absent.
-type exchange struct {
-	http.ResponseWriter
-	info     reqInfo
-	user     string        // the verified subject, set by checkToken; "" before
-	claims   *token.Claims // the verified token's claims (shared: read only); nil before
-	identity []string      // values of table.identity's headers ("" = not sent); nil: none
-	table    *routeTable   // the routes file table the request was routed by; nil: built-in routing
-	proxied  bool          // ModifyResponse ran: the headers are the upstream's
-	wroteHdr bool
-	// bodyErr is the error reading the client's request body hit while it
-	// was being forwarded (the client sent less than it promised, or broke
-	// its chunking): the request's fault, not the upstream's.
-	// Set from the transport's write goroutine, read by the error handler.
-	bodyErr atomic.Bool
-}
-
-func (x *exchange) https() bool { return x.info.scheme == "https" }
-
 func (x *exchange) WriteHeader(code int) {
 	if !x.wroteHdr && code >= 200 { // 1xx may precede the real header
 		x.wroteHdr = true
@@ -78,18 +54,13 @@ func (x *exchange) Write(b []byte) (int, error) {
 	return x.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController (ReverseProxy's flushes, upgrades)
-// reach the writer underneath.
-func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
-
 // secureResponse is ReverseProxy.ModifyResponse for upstream kind: it marks
 // the exchange as proxied and adds what an upstream may have left out.
 func secureResponse(kind upstreamKind) func(*http.Response) error {
 	return func(resp *http.Response) error {
+		// ReverseProxy hands this hook only the outbound request, whose
+		// context is the inbound one.
 		x := exchangeFrom(resp.Request.Context())
-		if x == nil {
-			return nil
-		}
 		x.proxied = true
 		// Every service echoes the request ID it was given, which is the
 		// one the proxy set and already put on its answer: keep one

@@ -29,8 +29,8 @@ type server struct {
 	revoked     *revoke.Follower // nil: no revocation (REDIS_URL empty)
 	lc          *httpx.Lifecycle
 	cookieNames []string
-	routes      map[pathclass.Class]http.Handler // built-in routing (no PROXY_ROUTES_FILE)
-	verifies    map[pathclass.Class]http.Handler // the same classes for the forward-auth listener
+	routes      map[pathclass.Class]step // built-in routing (no PROXY_ROUTES_FILE)
+	verifies    map[pathclass.Class]step // the same classes for the forward-auth listener
 
 	// table is the loaded PROXY_ROUTES_FILE, nil without one.
 	table      atomic.Pointer[routeTable]
@@ -57,10 +57,11 @@ type deps struct {
 //
 //  1. untrustedRequestID: a client's X-Request-Id is used only from a
 //     trusted proxy, so log correlation cannot be forged from outside.
-//  2. httpx.Observe: request ID, access log, panic recovery, metrics.
+//  2. httpx.ObserveWithContext: request ID, access log, panic recovery,
+//     metrics, and the request's exchange (withExchange).
 //  3. s.dispatch (public) or s.dispatchVerify (VERIFY_ADDR): client IP and
 //     origin facts, path check and route (the "route" label), then the
-//     route's handler (routes.go, or the routes file's table).
+//     route's steps (routes.go, or the routes file's table).
 func newServer(cfg config, d deps) (*server, error) {
 	s := &server{cfg: cfg, log: d.log, m: d.m, verifier: d.verifier, limiter: d.limiter, revoked: d.revoked, lc: d.lc,
 		cookieNames: token.CookieNames(cfg.CookiePrefix), transports: map[transportKey]*http.Transport{}}
@@ -72,47 +73,16 @@ func newServer(cfg config, d deps) (*server, error) {
 		}
 	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = httpx.Observe(d.log, d.m.Metrics, h)
+	h = httpx.ObserveWithContext(d.log, d.m.Metrics, withExchange, h)
 	s.handler = s.untrustedRequestID(h)
 	var v http.Handler = http.HandlerFunc(s.dispatchVerify)
-	v = httpx.Observe(d.log, d.m.Metrics, v)
+	v = httpx.ObserveWithContext(d.log, d.m.Metrics, withExchange, v)
 	s.verifyHandler = s.untrustedRequestID(v)
 	return s, nil
 }
 
 // ServeHTTP serves the public listener.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
-
-// reqInfo are facts about the request, decided once.
-type reqInfo struct {
-	clientIP    netip.Addr
-	peerTrusted bool
-	scheme      string // the scheme the client used
-	host        string // the Host the client used
-}
-
-type infoKey struct{}
-
-// infoFrom returns the request facts dispatch decided; outside dispatch, the
-// zero facts with scheme "http".
-func infoFrom(ctx context.Context) reqInfo {
-	if x := exchangeFrom(ctx); x != nil {
-		return x.info
-	}
-	return reqInfo{scheme: "http"}
-}
-
-// exchangeFrom returns the request's exchange, or nil outside dispatch.
-// Under httpx.Observe it lives in the request's state (no context or
-// request copy of its own); otherwise, as in tests of dispatch alone, in
-// the context under infoKey.
-func exchangeFrom(ctx context.Context) *exchange {
-	if x, ok := httpx.RequestValue(ctx).(*exchange); ok {
-		return x
-	}
-	x, _ := ctx.Value(infoKey{}).(*exchange)
-	return x
-}
 
 // requestInfo works out the client address and the request's own origin.
 // X-Forwarded-Proto and X-Forwarded-Host are believed only from a trusted
@@ -157,11 +127,13 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	s.route(w, r, true)
 }
 
-// route sends r to its route's handler: the forwarding one, or (forward
-// false, the forward-auth listener) the one that only answers the verdict.
+// route sends r to its route's steps: the forwarding ones, or (forward
+// false, the forward-auth listener) the ones that only answer the verdict.
+// It is where the request's exchange is taken from the context, once.
 func (s *server) route(w http.ResponseWriter, r *http.Request, forward bool) {
-	x := &exchange{ResponseWriter: w, info: s.requestInfo(r)}
-	var h http.Handler
+	x := exchangeFrom(r.Context())
+	x.ResponseWriter, x.info = w, s.requestInfo(r)
+	var h step
 	var label string
 	if t := s.table.Load(); t != nil {
 		h, label = s.tableRoute(t, x, r, forward)
@@ -174,23 +146,20 @@ func (s *server) route(w http.ResponseWriter, r *http.Request, forward bool) {
 			h = s.verifies[class]
 		}
 	}
-	// Observe reads r.Pattern for its "route" label, as it would a ServeMux
-	// pattern; the class (or the routes file's prefix) is the proxy's route.
-	r.Pattern = label
-	// The address is passed by pointer into x (already on the heap), so
-	// the field costs no allocation and is formatted only if logged.
-	ctx := httpx.AddLogFields(r.Context(), zap.String("route_class", label), zap.Stringer("client_ip", (*addrString)(&x.info.clientIP)))
-	if !httpx.SetRequestValue(ctx, x) {
-		r = r.WithContext(context.WithValue(ctx, infoKey{}, x))
-	}
-	h.ServeHTTP(x, r)
+	// The class (or the routes file's prefix) is the proxy's route, for
+	// the access log and the metrics' "route" label. The address is passed
+	// by pointer into x (already on the heap), so the field costs no
+	// allocation and is formatted only if logged.
+	httpx.SetRoute(r.Context(), label)
+	httpx.AddLogFields(r.Context(), zap.String("route_class", label), zap.Stringer("client_ip", (*addrString)(&x.info.clientIP)))
+	h(x, r)
 }
 
 // tableRoute picks r's handler from a routes file's table: the proxy's own
 // answers (bad path, health, CORS preflight) first, then the longest
 // matching prefix of the raw path, which passed the same path checks as
 // the built-in routing.
-func (s *server) tableRoute(t *routeTable, x *exchange, r *http.Request, forward bool) (http.Handler, string) {
+func (s *server) tableRoute(t *routeTable, x *exchange, r *http.Request, forward bool) (step, string) {
 	if pathclass.Check(r.URL) != nil {
 		return s.routes[pathclass.BadPath], string(pathclass.BadPath)
 	}

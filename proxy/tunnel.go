@@ -16,15 +16,14 @@ import (
 // the request's context ends (golang/go#35559), so the bound is a context.
 // Requests without an upgrade, or without a verified token (auth: none, or
 // optional without one), pass through untouched.
-func (s *server) boundTunnel(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (s *server) boundTunnel(next step) step {
+	return func(x *exchange, r *http.Request) {
 		if len(r.Header["Upgrade"]) == 0 || !headerHasToken(r.Header, "Connection", "upgrade") {
-			next.ServeHTTP(w, r)
+			next(x, r)
 			return
 		}
-		x := exchangeFrom(r.Context())
-		if x == nil || x.claims == nil || x.claims.ExpiresAt == nil {
-			next.ServeHTTP(w, r)
+		if x.claims == nil || x.claims.ExpiresAt == nil {
+			next(x, r)
 			return
 		}
 		ctx, cancel := context.WithDeadline(r.Context(), x.claims.ExpiresAt.Add(s.cfg.Leeway))
@@ -42,8 +41,8 @@ func (s *server) boundTunnel(next http.Handler) http.Handler {
 				}
 			}
 		}()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+		next(x, r.WithContext(ctx))
+	}
 }
 
 // headerHasToken reports whether any value of h[name] lists token

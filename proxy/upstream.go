@@ -122,14 +122,12 @@ func (s *server) newReverseProxy(p proxySpec) *httputil.ReverseProxy {
 			out := pr.Out.Header
 			headers.StripInbound(out)
 			headers.StripNamed(out, strip) // the routes file's identity headers, on every route
+			// ReverseProxy hands Rewrite the request and nothing else.
 			x := exchangeFrom(pr.In.Context())
-			if x != nil && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
 				pr.Out.Body = trackedBody{ReadCloser: pr.Out.Body, x: x}
 			}
-			info := reqInfo{scheme: "http"}
-			if x != nil {
-				info = x.info
-			}
+			info := &x.info
 			// Every value below gets its own one-element slice (cap 1, so an
 			// Add elsewhere copies rather than writes into a neighbour), all
 			// cut from one array: one allocation instead of one per header.
@@ -218,7 +216,7 @@ func (s *server) upstreamError(name string) func(http.ResponseWriter, *http.Requ
 		// First: the client's own body broke mid-forward (it sent less than
 		// it promised and half-closed, which also cancels its context). A
 		// 400, and nothing counted against the upstream.
-		if x := exchangeFrom(r.Context()); x != nil && x.bodyErr.Load() {
+		if exchangeFrom(r.Context()).bodyErr.Load() {
 			httpx.LogFrom(r.Context()).Info("request body ended early", zap.String("upstream", name), zap.Error(err))
 			httpx.WriteError(w, r, errBadBody)
 			return

@@ -109,12 +109,10 @@ func (s *server) dispatchVerify(w http.ResponseWriter, r *http.Request) {
 // verifyOK is the forward-auth verdict for a request every check let
 // through: 200 with the identity headers an upstream would have received
 // (none on auth: none routes, or optional ones without a token).
-func (s *server) verifyOK() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		setIdentity(exchangeFrom(r.Context()), func(k, v string) { h.Set(k, v) })
-		w.WriteHeader(http.StatusOK)
-	})
+func (s *server) verifyOK(x *exchange, _ *http.Request) {
+	h := x.Header()
+	setIdentity(x, func(k, v string) { h.Set(k, v) })
+	x.WriteHeader(http.StatusOK)
 }
 
 // requestTarget returns the path and query of an absolute http(s) URL as

@@ -118,12 +118,6 @@ func tail(path string, n int64) string {
 	return strings.TrimSpace(string(b[:m]))
 }
 
-// writeOwner records our pid in dir so a later sweep can tell an abandoned
-// throwaway directory (its owner died without cleaning up) from a live one.
-func writeOwner(dir string) error {
-	return os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
-}
-
 // SweepStale removes throwaway directories matching pattern whose owner
 // process is gone, killing any server still running from them.
 func SweepStale(pattern string) {

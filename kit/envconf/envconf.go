@@ -63,15 +63,6 @@ func (r *Reader) Str(key, def string) string {
 	return def
 }
 
-// Required returns key's value and records an error when it is unset.
-func (r *Reader) Required(key string) string {
-	v, ok := r.Lookup(key)
-	if !ok {
-		r.Fail(key, "required but not set")
-	}
-	return v
-}
-
 // Secret returns key's raw value (untrimmed, so that whitespace in a secret
 // counts). When min > 0 and the value is shorter, it records an error that
 // names the length, never the value. required says whether an empty value is an

@@ -19,10 +19,7 @@ const HeaderRequestID = "X-Request-Id"
 
 type ctxKey int
 
-const (
-	loggerKey ctxKey = iota
-	stateKey
-)
+const stateKey ctxKey = 0
 
 // reqState is everything Observe knows about one request, stored in its
 // context once. The request's child logger is built only when something
@@ -34,7 +31,7 @@ type reqState struct {
 	mu     sync.Mutex
 	fields []zap.Field
 	child  *zap.Logger // base + request_id + fields; nil until needed
-	value  any         // SetRequestValue's; written before the request is handed on
+	route  string      // SetRoute's label; "" means r.Pattern
 
 	// Allocated with the state rather than on their own: the status
 	// writer, and room for the few fields a service adds (route, user).
@@ -55,18 +52,10 @@ func (st *reqState) logger() *zap.Logger {
 // LogFrom returns the request's logger, carrying request_id and every field
 // added with AddLogFields; never nil (a no-op logger outside a request).
 func LogFrom(ctx context.Context) *zap.Logger {
-	if l, ok := ctx.Value(loggerKey).(*zap.Logger); ok {
-		return l
-	}
 	if st, ok := ctx.Value(stateKey).(*reqState); ok {
 		return st.logger()
 	}
 	return zap.NewNop()
-}
-
-// WithLogger returns ctx carrying l, for LogFrom (outside Observe).
-func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey, l)
 }
 
 // RequestIDFrom returns the request ID set by Observe, or "".
@@ -77,26 +66,17 @@ func RequestIDFrom(ctx context.Context) string {
 	return ""
 }
 
-// SetRequestValue stores v as the request's one service-defined value, for
-// RequestValue, and reports whether ctx is inside Observe (false: nothing
-// was stored). It saves a service the context.WithValue and Request copy
-// of its own per-request struct. Call it once, before handing the request
-// on (it does not lock, so the value must not change while other goroutines
-// of the request may read it).
-func SetRequestValue(ctx context.Context, v any) bool {
-	st, ok := ctx.Value(stateKey).(*reqState)
-	if ok {
-		st.value = v
-	}
-	return ok
-}
-
-// RequestValue returns the value stored by SetRequestValue, or nil.
-func RequestValue(ctx context.Context) any {
+// SetRoute names the request's route for its access-log line ("route") and
+// its metrics label, in place of r.Pattern, for a handler that routes
+// without ServeMux patterns (the proxy routes by path class). label must
+// come from a closed set, since it is a metric label. Outside Observe it
+// does nothing.
+func SetRoute(ctx context.Context, label string) {
 	if st, ok := ctx.Value(stateKey).(*reqState); ok {
-		return st.value
+		st.mu.Lock()
+		st.route = label
+		st.mu.Unlock()
 	}
-	return nil
 }
 
 // AddLogFields attaches fields (a user ID, a route class) to the request's
@@ -168,6 +148,16 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // metrics, in that order from the outside in. It is the one middleware stack
 // every service uses. m may be nil (no metrics).
 func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
+	return ObserveWithContext(log, m, nil, next)
+}
+
+// ObserveWithContext is Observe for a service that keeps per-request state
+// of its own: derive, when non-nil, returns the context next is served
+// with, given the one Observe made (which carries the request ID, logger
+// and route). A service puts its state there under its own typed key, in
+// the one Request copy Observe makes anyway, instead of copying the
+// Request again. derive must return a context derived from its argument.
+func ObserveWithContext(log *zap.Logger, m *Metrics, derive func(context.Context) context.Context, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		st := &reqState{base: log}
@@ -184,7 +174,11 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 		// The same one-element, cap-1 slice as the request's: nothing
 		// writes into a header value in place, and Add copies at cap 1.
 		w.Header()[HeaderRequestID] = st.ridVal[:1:1]
-		r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
+		ctx := context.WithValue(r.Context(), stateKey, st)
+		if derive != nil {
+			ctx = derive(ctx)
+		}
+		r = r.WithContext(ctx)
 		st.sw.ResponseWriter = w
 		sw := &st.sw
 
@@ -202,7 +196,12 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 				sw.status = http.StatusOK
 			}
 			d := time.Since(start)
-			route := r.Pattern
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			route := st.route
+			if route == "" {
+				route = r.Pattern
+			}
 			if route == "" {
 				route = "unmatched"
 			}
@@ -210,7 +209,6 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 				m.observe(route, r.Method, sw.status, d)
 			}
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
-				st.mu.Lock()
 				fs := make([]zap.Field, 0, 7+len(st.fields)) // one allocation
 				fs = append(fs,
 					zap.String("request_id", rid),
@@ -222,7 +220,6 @@ func Observe(log *zap.Logger, m *Metrics, next http.Handler) http.Handler {
 					zap.Duration("latency", d),
 				)
 				ce.Write(append(fs, st.fields...)...)
-				st.mu.Unlock()
 			}
 		}()
 		next.ServeHTTP(sw, r)

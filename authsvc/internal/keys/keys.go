@@ -198,15 +198,6 @@ func (s *Set) active() (string, ed25519.PrivateKey, error) {
 	return "", nil, errors.New("keys: no active signing key")
 }
 
-// ActiveKID is the kid new tokens carry.
-func (s *Set) ActiveKID() (string, error) {
-	if s.hmac != nil {
-		return s.hmacID, nil
-	}
-	kid, _, err := s.active()
-	return kid, err
-}
-
 // JWKS lists the public keys a verifier needs: keys not yet active (so
 // proxies learn them before the first token), the active one, and
 // superseded ones until TokenTTL+Margin after their successor activated.

@@ -82,9 +82,6 @@ func New(params Params, concurrency int, obs Observer) (*Hasher, error) {
 	return h, nil
 }
 
-// Params returns the parameters new hashes use.
-func (h *Hasher) Params() Params { return h.params }
-
 // QueueDepth is the number of callers waiting for a hashing slot.
 func (h *Hasher) QueueDepth() int { return int(h.waiting.Load()) }
 

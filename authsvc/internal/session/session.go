@@ -66,9 +66,6 @@ func NewStore(db bun.IDB, opt Options) *Store {
 	return &Store{db: db, opt: opt, now: time.Now}
 }
 
-// TTL is the lifetime of a remembered session.
-func (s *Store) TTL() time.Duration { return s.opt.TTL }
-
 // NewToken returns a fresh session token: 32 random bytes, base64url.
 func NewToken() string {
 	var b [32]byte

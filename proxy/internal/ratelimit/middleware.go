@@ -23,32 +23,26 @@ const (
 // ErrRateLimited is the 429 body.
 var ErrRateLimited = httpx.Errorf(http.StatusTooManyRequests, "RATE_LIMITED", "Too many requests; try again later.")
 
-// Middleware limits next per key(r) under lim, in the bucket named bucket
-// (so two routes with different limits never share a count). Every answer
-// carries RateLimit-*; a rejection is 429 RATE_LIMITED with Retry-After and
-// X-Retry-After, and calls onReject (which may be nil).
-func Middleware(l *Limiter, bucket string, lim Limit, key func(*http.Request) string, onReject func(*http.Request, Result)) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			res := l.Allow(r.Context(), bucket+":"+key(r), lim)
-			h := w.Header()
-			h.Set(HeaderLimit, strconv.Itoa(lim.Rate))
-			h.Set(HeaderRemaining, strconv.Itoa(max(res.Remaining, 0)))
-			h.Set(HeaderReset, strconv.Itoa(ceilSeconds(res.ResetAfter)))
-			if !res.Allowed {
-				retry := max(ceilSeconds(res.RetryAfter), 1)
-				h.Set(HeaderXRetryAfter, strconv.Itoa(retry))
-				if onReject != nil {
-					onReject(r, res)
-				}
-				e := *ErrRateLimited
-				e.RetryAfter = retry // httpx sets Retry-After
-				httpx.WriteError(w, r, &e)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
+// Admit takes one request from key's count in the bucket named bucket (so
+// two routes with different limits never share a count) under lim, and
+// reports whether it may go on. Every answer carries RateLimit-*; a
+// rejection is answered here, 429 RATE_LIMITED with Retry-After and
+// X-Retry-After, and the Result says which backend decided.
+func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, bucket, key string, lim Limit) (Result, bool) {
+	res := l.Allow(r.Context(), bucket+":"+key, lim)
+	h := w.Header()
+	h.Set(HeaderLimit, strconv.Itoa(lim.Rate))
+	h.Set(HeaderRemaining, strconv.Itoa(max(res.Remaining, 0)))
+	h.Set(HeaderReset, strconv.Itoa(ceilSeconds(res.ResetAfter)))
+	if res.Allowed {
+		return res, true
 	}
+	retry := max(ceilSeconds(res.RetryAfter), 1)
+	h.Set(HeaderXRetryAfter, strconv.Itoa(retry))
+	e := *ErrRateLimited
+	e.RetryAfter = retry // httpx sets Retry-After
+	httpx.WriteError(w, r, &e)
+	return res, false
 }
 
 func ceilSeconds(d time.Duration) int {

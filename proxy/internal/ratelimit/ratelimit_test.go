@@ -202,12 +202,18 @@ func TestFallbackAndRecovery(t *testing.T) {
 	}
 }
 
-func TestMiddlewareHeaders(t *testing.T) {
+func TestAdmitHeaders(t *testing.T) {
 	l := ratelimit.New(nil) // memory only
 	lim := ratelimit.Limit{Rate: 2, Period: time.Minute}
 	var rejected atomic.Int64
-	h := ratelimit.Middleware(l, "b", lim, func(*http.Request) string { return "k" },
-		func(*http.Request, ratelimit.Result) { rejected.Add(1) })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if res, ok := l.Admit(w, r, "b", "k", lim); !ok {
+			if res.Backend != ratelimit.BackendMemory {
+				t.Errorf("rejected by %s, want memory", res.Backend)
+			}
+			rejected.Add(1)
+		}
+	})
 	var last *httptest.ResponseRecorder
 	for i := range 3 {
 		last = httptest.NewRecorder()
@@ -230,6 +236,6 @@ func TestMiddlewareHeaders(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	if rejected.Load() != 1 {
-		t.Errorf("onReject called %d times", rejected.Load())
+		t.Errorf("%d rejections, want 1", rejected.Load())
 	}
 }

@@ -123,3 +123,17 @@ func sameKey(a, b crypto.PublicKey) bool {
 	}
 	return false
 }
+
+// hashToken is sha256.Sum256([]byte(raw)) without allocating the copy on
+// every request: the bytes go through a pooled buffer (tokens are at most
+// MaxTokenBytes, checked before this).
+func hashToken(raw string) [sha256.Size]byte {
+	bp := hashBufs.Get().(*[]byte)
+	b := append((*bp)[:0], raw...)
+	h := sha256.Sum256(b)
+	*bp = b
+	hashBufs.Put(bp)
+	return h
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

@@ -1,10 +1,30 @@
 package token
 
+// claims.go: the claims a verified token carries, and Claim, which reads
+// any other top-level claim by exact name for the identity headers.
+
 import (
 	"bytes"
 	"encoding/json"
 	"sync"
+
+	"github.com/golang-jwt/jwt/v5"
 )
+
+// Claims are the verified claims the proxy uses.
+type Claims struct {
+	jwt.RegisteredClaims
+	// SID is the session the token was issued for (authsvc sets it); "" when
+	// absent, e.g. in HS256 tokens from other issuers.
+	SID string `json:"sid,omitempty"`
+
+	// payload is the decoded JSON payload the claims came from, for Claim;
+	// nil for claims not made by Verify.
+	payload []byte
+	// others are payload's top-level members, decoded on the first Claim
+	// call (only proxies with an identity mapping ask) and shared after.
+	others *lazyClaims
+}
 
 // lazyClaims are a payload's top-level members by exact name, decoded once.
 type lazyClaims struct {

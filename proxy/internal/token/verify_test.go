@@ -208,9 +208,6 @@ func TestVerifyRejects(t *testing.T) {
 			if got := token.ReasonOf(err); got != tt.want {
 				t.Errorf("reason = %q, want %q (err %v)", got, tt.want, err)
 			}
-			if token.Status(err) != http.StatusUnauthorized {
-				t.Errorf("status = %d, want 401", token.Status(err))
-			}
 			if strings.Contains(err.Error(), tt.raw) && len(tt.raw) > 20 {
 				t.Errorf("error text contains the token")
 			}
@@ -255,8 +252,8 @@ func TestJWKSNotLoadedYieldsUnavailable(t *testing.T) {
 	v := newVerifier(t, token.Config{JWKSURL: jwks.URL(), JWKS: fastJWKS(nil)})
 	raw := ed.Sign(t, tokentest.Claims("u1"), nil)
 	_, err := v.Verify(context.Background(), raw)
-	if token.ReasonOf(err) != token.ReasonKeysUnavailable || token.Status(err) != http.StatusServiceUnavailable {
-		t.Fatalf("before load: reason %q status %d, want keys_unavailable 503", token.ReasonOf(err), token.Status(err))
+	if token.ReasonOf(err) != token.ReasonKeysUnavailable {
+		t.Fatalf("before load: reason %q, want keys_unavailable", token.ReasonOf(err))
 	}
 	if v.KeysReady() {
 		t.Fatal("KeysReady before any successful fetch")
