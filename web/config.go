@@ -15,13 +15,15 @@ type config struct {
 	ShutdownTimeout time.Duration
 }
 
-// loadConfig reads the environment and reports every problem at once.
+// loadConfig reads and checks the whole environment (addresses, LOG_LEVEL,
+// durations) and reports every problem at once, so run starts nothing on a
+// configuration it would refuse later.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	e := envconf.FromLookup(lookup)
 	cfg := config{
-		Addr:            e.Str("WEB_ADDR", ":8083"),
-		MetricsAddr:     e.Disableable("WEB_METRICS_ADDR", ":9093"),
-		LogLevel:        e.Str("LOG_LEVEL", "info"),
+		Addr:            e.Addr("WEB_ADDR", ":8083"),
+		MetricsAddr:     e.DisableableAddr("WEB_METRICS_ADDR", ":9093"),
+		LogLevel:        e.LogLevel("LOG_LEVEL", "info"),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}

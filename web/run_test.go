@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -27,7 +28,7 @@ func startRun(t *testing.T, env map[string]string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &started{cancel: cancel, errc: make(chan error, 1), logs: &testenv.LogBuffer{}}
-	go func() { s.errc <- run(ctx, nil, lookupMap(env), s.logs) }()
+	go func() { s.errc <- run(ctx, nil, lookupMap(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if t.Failed() {
@@ -170,7 +171,7 @@ func TestRunRefusesToStart(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			err := run(ctx, tt.args, lookupMap(env), &testenv.LogBuffer{})
+			err := run(ctx, tt.args, lookupMap(env), io.Discard, &testenv.LogBuffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run = %v, want an error containing %q", err, tt.want)
 			}

@@ -2,47 +2,22 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
 	"gatehouse.dev/kit/httpx"
-	"gatehouse.dev/kit/logging"
 )
 
-// run is the whole program; main only calls it. It returns when ctx is
-// cancelled or SIGINT/SIGTERM arrives, after a graceful shutdown.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
-	if len(args) > 0 {
-		return fmt.Errorf("unknown command %q (want no arguments)", args[0])
-	}
-	cfg, err := loadConfig(lookup)
-	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	log, err := logging.New(stderr, cfg.LogLevel, "web")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	site, err := loadSite()
-	if err != nil {
-		return err // a broken embed is a build bug; refuse to start
-	}
-	lc := &httpx.Lifecycle{}
+// serve runs the public listener (and the metrics one, when configured)
+// until ctx ends, then drains: /readyz turns 503 for DRAIN_DELAY, and
+// in-flight requests get SHUTDOWN_TIMEOUT.
+func serve(ctx context.Context, cfg config, log *zap.Logger, d *deps) error {
 	metrics := httpx.NewMetrics("web")
 	sc := httpx.ServeConfig{
 		Log:             log,
-		Main:            httpx.NewServer(cfg.Addr, newServer(log, metrics, site, lc)),
-		Lifecycle:       lc,
+		Main:            httpx.NewServer(cfg.Addr, newServer(log, metrics, d)),
+		Lifecycle:       d.lc,
 		DrainDelay:      cfg.DrainDelay,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}
@@ -54,9 +29,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 
 // newServer wires the routes and states the middleware order once. m may be
 // nil (no metrics).
-func newServer(log *zap.Logger, m *httpx.Metrics, site *site, lc *httpx.Lifecycle) http.Handler {
+func newServer(log *zap.Logger, m *httpx.Metrics, d *deps) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, site, lc)
+	addRoutes(mux, d)
 	var h http.Handler = mux
 	h = securityHeaders(h)       // inner: every answer, 404s and panics' 500s included
 	h = httpx.Observe(log, m, h) // outer: request ID, access log, panic recovery, metrics

@@ -25,8 +25,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := &httpx.Lifecycle{}
-	srv := httptest.NewServer(newServer(zap.NewNop(), httpx.NewMetrics("web"), s, lc))
+	srv := httptest.NewServer(newServer(zap.NewNop(), httpx.NewMetrics("web"), &deps{site: s, lc: &httpx.Lifecycle{}}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -208,6 +207,21 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal("bad durations accepted")
 	}
 	for _, name := range []string{"SHUTDOWN_TIMEOUT", "DRAIN_DELAY"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+// A configuration with several problems names all of them in one error,
+// before anything starts.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"LOG_LEVEL": "loud", "WEB_ADDR": ":http-alt", "WEB_METRICS_ADDR": "127.0.0.1:70000", "SHUTDOWN_TIMEOUT": "soon"}
+	_, err := loadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for name := range env {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

@@ -7,10 +7,13 @@ package envconf
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // Reader reads variables through Getenv. The zero value is not usable: set
@@ -61,6 +64,45 @@ func (r *Reader) Str(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// Addr returns key's value, or def when it is unset or empty, and records
+// an error unless it is a listen address: host:port with a numeric port
+// from 0 to 65535 (an empty host listens on every interface).
+func (r *Reader) Addr(key, def string) string {
+	return r.checkAddr(key, r.Str(key, def), def)
+}
+
+// DisableableAddr is Addr for a listener that "" disables (see
+// Disableable): it returns "" when key is set to the empty string.
+func (r *Reader) DisableableAddr(key, def string) string {
+	v := r.Disableable(key, def)
+	if v == "" {
+		return ""
+	}
+	return r.checkAddr(key, v, def)
+}
+
+func (r *Reader) checkAddr(key, v, def string) string {
+	_, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		r.Fail(key, fmt.Sprintf("%q: want host:port with a port from 0 to 65535, like %s", v, def))
+		return def
+	}
+	return v
+}
+
+// LogLevel returns key's value, or def when it is unset or empty, and
+// records an error unless it is a level kit/logging accepts (debug, info,
+// warn, error), so a typo is reported with every other problem rather than
+// after the rest of the configuration was accepted.
+func (r *Reader) LogLevel(key, def string) string {
+	v := r.Str(key, def)
+	if _, err := zapcore.ParseLevel(v); err != nil {
+		r.Fail(key, fmt.Sprintf("%q: want debug, info, warn or error", v))
+		return def
+	}
+	return v
 }
 
 // Secret returns key's raw value (untrimmed, so that whitespace in a secret
