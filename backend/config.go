@@ -25,14 +25,16 @@ type config struct {
 	Redis       *redisx.Config // RedisURL parsed (one server, TLS, Sentinel or Cluster); nil when off
 }
 
-// loadConfig reads the environment and reports every problem at once.
+// loadConfig reads and checks the whole environment (addresses, LOG_LEVEL,
+// URLs, REDIS_CA_FILE's certificates) and reports every problem at once, so
+// run starts nothing on a configuration it would refuse later.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	e := envconf.FromLookup(lookup)
 	cfg := config{
-		Addr:            e.Str("BACKEND_ADDR", "127.0.0.1:8081"),
-		MetricsAddr:     e.Disableable("BACKEND_METRICS_ADDR", ":9091"),
+		Addr:            e.Addr("BACKEND_ADDR", "127.0.0.1:8081"),
+		MetricsAddr:     e.DisableableAddr("BACKEND_METRICS_ADDR", ":9091"),
 		DatabaseURL:     e.URL("DATABASE_URL", "", "postgres", "postgresql"),
-		LogLevel:        e.Str("LOG_LEVEL", "info"),
+		LogLevel:        e.LogLevel("LOG_LEVEL", "info"),
 		MaxDBConns:      e.Int("DB_MAX_CONNS", 20, 1, 1000),
 		RequestTimeout:  e.Duration("REQUEST_TIMEOUT", 5*time.Second),
 		DrainDelay:      e.NonNegDuration("DRAIN_DELAY", 0),

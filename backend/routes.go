@@ -1,16 +1,11 @@
 package main
 
-import (
-	"context"
-	"time"
-
-	"gatehouse.dev/backend/internal/todo"
-	"gatehouse.dev/kit/httpx"
-)
+import "gatehouse.dev/kit/httpx"
 
 // addRoutes is the backend's whole API surface. Every /api/v1 route needs the
 // proxy's X-User-ID; trailing-slash forms are the same routes.
-func addRoutes(mux httpx.Router, todos *todo.Store, lc *httpx.Lifecycle, ping func(context.Context) error, timeout time.Duration) {
+func addRoutes(mux httpx.Router, d *deps) {
+	todos, timeout := d.todos, d.timeout
 	user := requireUserID
 	list, create := user(handleTodoList(todos, timeout)), user(handleTodoCreate(todos, timeout))
 	get, patch, del := user(handleTodoGet(todos, timeout)), user(handleTodoUpdate(todos, timeout)), user(handleTodoDelete(todos, timeout))
@@ -28,6 +23,6 @@ func addRoutes(mux httpx.Router, todos *todo.Store, lc *httpx.Lifecycle, ping fu
 	}
 	mux.Handle("/api/v1/", user(httpx.NotFoundHandler()))
 	mux.Handle("GET /healthz", httpx.Healthz())
-	mux.Handle("GET /readyz", httpx.Readyz(lc, ping))
+	mux.Handle("GET /readyz", httpx.Readyz(d.lc, d.ping))
 	mux.Handle("/", httpx.NotFoundHandler())
 }

@@ -235,7 +235,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"SHUTDOWN_TIMEOUT": "soon", "DB_MAX_CONNS": "0", "LOG_LEVEL": "info"}
-	err := run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
+	err := run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("run with bad config returned nil")
 	}
@@ -245,7 +245,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 	env = map[string]string{"DATABASE_URL": "postgres://u:hunter2@/x y"}
-	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
+	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard, io.Discard)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("bad DATABASE_URL error = %v; want an error that does not echo the password", err)
 	}
