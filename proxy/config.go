@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ type config struct {
 	// checked for changes (ROUTES_POLL_INTERVAL, default 2s).
 	RoutesFile string
 	RoutesPoll time.Duration
+	// Routes is PROXY_ROUTES_FILE parsed and checked, and RoutesData the
+	// bytes it was parsed from (later reloads compare against them).
+	Routes     routeConfig
+	RoutesData []byte
 	// VerifyAddr is VERIFY_ADDR, the forward-auth listener; "" disables it.
 	VerifyAddr string
 
@@ -61,7 +66,8 @@ type config struct {
 	Warnings []string
 }
 
-// loadConfig reads the environment through lookup (os.LookupEnv) and reports
+// loadConfig reads the environment through lookup (os.LookupEnv), and the
+// files it names (PROXY_ROUTES_FILE, REDIS_CA_FILE), and reports
 // every problem at once, each naming its variable and never a secret's
 // value. A variable set to "" differs from an unset one: SPEC's "empty
 // disables" (JWKS_URL=, REDIS_URL=, PROXY_METRICS_ADDR=).
@@ -70,9 +76,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	plain := e.Getenv
 	optional := e.Disableable
 	c := config{
-		LogLevel:        e.Str("LOG_LEVEL", "info"),
-		Addr:            e.Str("PROXY_ADDR", ":8080"),
-		MetricsAddr:     optional("PROXY_METRICS_ADDR", ":9090"),
+		LogLevel:        e.LogLevel("LOG_LEVEL", "info"),
+		Addr:            e.Addr("PROXY_ADDR", ":8080"),
+		MetricsAddr:     e.DisableableAddr("PROXY_METRICS_ADDR", ":9090"),
 		Issuer:          e.Str("JWT_ISSUER", ""),
 		Audience:        e.Str("JWT_AUDIENCE", ""),
 		Leeway:          e.NonNegDuration("JWT_LEEWAY", 30*time.Second),
@@ -87,6 +93,23 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		// agree on the key and channel names.
 		RevocationPrefix:    e.Str("REDIS_PREFIX", wire.DefaultRedisPrefix),
 		RevocationStartWait: e.NonNegDuration("REVOCATION_START_WAIT", 2*time.Second),
+	}
+	if c.VerifyAddr != "" {
+		c.VerifyAddr = e.Addr("VERIFY_ADDR", "")
+	}
+	if c.RoutesFile != "" {
+		// Read and checked now, so its problems are reported with every
+		// other one; a bad file refuses to start (later reloads keep the
+		// last good table instead).
+		data, err := os.ReadFile(c.RoutesFile)
+		if err == nil {
+			c.Routes, err = parseRoutesFile(data, c.UpstreamTimeout)
+		}
+		if err != nil {
+			e.Fail("PROXY_ROUTES_FILE", fmt.Sprintf("%s: %v", c.RoutesFile, err))
+		} else {
+			c.RoutesData = data
+		}
 	}
 	c.BackendURL = upstreamURL(e, "BACKEND_URL", "http://127.0.0.1:8081")
 	c.AuthsvcURL = upstreamURL(e, "AUTHSVC_URL", "http://127.0.0.1:8082")

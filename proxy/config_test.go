@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,29 @@ func TestConfigRevocationCacheAndPProf(t *testing.T) {
 	for _, v := range []string{"REDIS_PREFIX", "SIGNATURE_CACHE_SIZE", "PPROF"} {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Errorf("error %v does not name %s", err, v)
+		}
+	}
+}
+
+// A configuration with several problems names all of them in one error,
+// before anything starts: a bad LOG_LEVEL, a listener without a valid port,
+// a routes file and a CA file that are not there.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	_, err := loadConfig(envFunc(map[string]string{
+		"LOG_LEVEL":         "loud",
+		"PROXY_ADDR":        ":http-alt",
+		"VERIFY_ADDR":       "127.0.0.1:65536",
+		"PROXY_ROUTES_FILE": filepath.Join(dir, "routes.yaml"),
+		"REDIS_URL":         "rediss://127.0.0.1:1/0",
+		"REDIS_CA_FILE":     filepath.Join(dir, "ca.pem"),
+	}))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, name := range []string{"LOG_LEVEL", "PROXY_ADDR", "VERIFY_ADDR", "PROXY_ROUTES_FILE", "REDIS_CA_FILE"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
 }

@@ -214,10 +214,7 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h.s, err = newServer(cfg, deps{log: log, m: h.m, verifier: h.verifier, limiter: h.limiter, revoked: h.revoked, lc: h.lc})
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
+	h.s = newServer(cfg, deps{log: log, m: h.m, verifier: h.verifier, limiter: h.limiter, revoked: h.revoked, lc: h.lc})
 	h.handler = h.s
 	h.srv = httptest.NewUnstartedServer(h.handler)
 	h.srv.Config.WriteTimeout = o.writeTimeout
@@ -352,10 +349,7 @@ func newHarnessWithJWKS(t *testing.T, base *harness) *harness {
 	}
 	h.verifier = v
 	h.m = newMetrics()
-	s, err := newServer(cfg, deps{log: zap.NewNop(), m: h.m, verifier: v, limiter: base.limiter, lc: &httpx.Lifecycle{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(cfg, deps{log: zap.NewNop(), m: h.m, verifier: v, limiter: base.limiter, lc: &httpx.Lifecycle{}})
 	h.s, h.handler = s, s
 	return &h
 }

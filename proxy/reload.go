@@ -11,18 +11,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// reloadRoutes reads PROXY_ROUTES_FILE and, when it is valid, swaps the new
-// table in; requests already routed finish on the old one. When it is not
-// valid the old table stays, every problem is logged, and the
+// reloadRoutes reads PROXY_ROUTES_FILE again and, when it is valid, swaps
+// the new table in; requests already routed finish on the old one. When it
+// is not valid the old table stays, every problem is logged, and the
 // proxy_routes_last_reload_success metric drops to 0. Unless force is set, a
 // file whose bytes have not changed is left alone (the watcher polls it).
-// At start-up (force, no table yet) an invalid file is the error returned.
+// The first table comes from the configuration (loadConfig read the file).
 func (s *server) reloadRoutes(force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	path := s.cfg.RoutesFile
 	data, err := os.ReadFile(path)
-	if err == nil && !force && s.table.Load() != nil && bytes.Equal(data, s.routesData) {
+	if err == nil && !force && bytes.Equal(data, s.routesData) {
 		return nil
 	}
 	var c routeConfig
@@ -31,9 +31,6 @@ func (s *server) reloadRoutes(force bool) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("PROXY_ROUTES_FILE %s: %w", path, err)
-		if s.table.Load() == nil {
-			return err
-		}
 		s.m.routesReload(false)
 		// One line per problem, so each is findable in the logs.
 		problems := strings.Split(err.Error(), "; ")
@@ -43,14 +40,20 @@ func (s *server) reloadRoutes(force bool) error {
 		}
 		return err
 	}
+	s.installRoutes(c, data)
+	return nil
+}
+
+// installRoutes builds c (read from data) into a table and swaps it in.
+// Callers hold s.reloadMu or run before the server starts.
+func (s *server) installRoutes(c routeConfig, data []byte) {
 	t := s.buildTable(c)
 	s.table.Store(t)
 	s.routesData = data
 	s.m.routesReload(true)
 	s.m.routes.Set(float64(len(t.routes)))
-	s.log.Info("routes loaded", zap.String("file", path), zap.Int("routes", len(t.routes)),
+	s.log.Info("routes loaded", zap.String("file", s.cfg.RoutesFile), zap.Int("routes", len(t.routes)),
 		zap.Int("identity_headers", len(t.identity)), zap.Bool("cors", t.cors != nil))
-	return nil
 }
 
 // watchRoutes reloads the routes file on every signal from hup (SIGHUP) and

@@ -189,7 +189,7 @@ func TestRunRefusesBadRoutesFile(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err := run(ctx, envFunc(env), io.Discard)
+			err := run(ctx, nil, envFunc(env), io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("run started with a bad routes file")
 			}

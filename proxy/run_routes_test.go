@@ -29,7 +29,7 @@ func runWithRoutes(t *testing.T, backend *echo, content string, poll string) (ad
 	logs = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, envFunc(env), logs) }()
+	go func() { errc <- run(ctx, nil, envFunc(env), io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-errc; err != nil {

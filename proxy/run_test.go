@@ -78,7 +78,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, envFunc(env), logs) }()
+	go func() { errc <- run(ctx, nil, envFunc(env), io.Discard, logs) }()
 	waitForOK(t, "http://"+addr+"/readyz")
 
 	tok := tokentest.NewKey("HS256", "").Sign(t, tokentest.Claims("run-user"), nil)
@@ -141,7 +141,7 @@ func TestRunServesAndDrains(t *testing.T) {
 }
 
 func TestRunRefusesBadConfig(t *testing.T) {
-	err := run(context.Background(), envFunc(map[string]string{"JWKS_URL": "", "JWT_SECRET": ""}), io.Discard)
+	err := run(context.Background(), nil, envFunc(map[string]string{"JWKS_URL": "", "JWT_SECRET": ""}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "JWKS_URL") {
 		t.Fatalf("err = %v", err)
 	}
@@ -163,7 +163,7 @@ func TestRunPProfOnMetricsListenerOnly(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
-		go func() { errc <- run(ctx, envFunc(env), io.Discard) }()
+		go func() { errc <- run(ctx, nil, envFunc(env), io.Discard, io.Discard) }()
 		waitForOK(t, "http://"+addr+"/healthz")
 		status := func(url string) int {
 			resp, err := http.Get(url)

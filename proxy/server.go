@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -51,9 +53,9 @@ type deps struct {
 	lc       *httpx.Lifecycle
 }
 
-// newServer returns the proxy. With PROXY_ROUTES_FILE set it loads the file
-// first and fails, listing every problem, when it is not valid. Middleware
-// order, outside in, on both listeners:
+// newServer returns the proxy, with the routes file's table when
+// PROXY_ROUTES_FILE is set (cfg carries it parsed). Middleware order,
+// outside in, on both listeners:
 //
 //  1. untrustedRequestID: a client's X-Request-Id is used only from a
 //     trusted proxy, so log correlation cannot be forged from outside.
@@ -62,15 +64,13 @@ type deps struct {
 //  3. s.dispatch (public) or s.dispatchVerify (VERIFY_ADDR): client IP and
 //     origin facts, path check and route (the "route" label), then the
 //     route's steps (routes.go, or the routes file's table).
-func newServer(cfg config, d deps) (*server, error) {
+func newServer(cfg config, d deps) *server {
 	s := &server{cfg: cfg, log: d.log, m: d.m, verifier: d.verifier, limiter: d.limiter, revoked: d.revoked, lc: d.lc,
 		cookieNames: token.CookieNames(cfg.CookiePrefix), transports: map[transportKey]*http.Transport{}}
 	s.routes = s.addRoutes(true)
 	s.verifies = s.addRoutes(false)
 	if cfg.RoutesFile != "" {
-		if err := s.reloadRoutes(true); err != nil {
-			return nil, err
-		}
+		s.installRoutes(cfg.Routes, cfg.RoutesData)
 	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)
 	h = httpx.ObserveWithContext(d.log, d.m.Metrics, withExchange, h)
@@ -78,7 +78,52 @@ func newServer(cfg config, d deps) (*server, error) {
 	var v http.Handler = http.HandlerFunc(s.dispatchVerify)
 	v = httpx.ObserveWithContext(d.log, d.m.Metrics, withExchange, v)
 	s.verifyHandler = s.untrustedRequestID(v)
-	return s, nil
+	return s
+}
+
+// serve runs the public listener, the forward-auth one (VERIFY_ADDR) and
+// the metrics one (with pprof when PPROF=1) until ctx ends, then drains:
+// /readyz turns 503 for DRAIN_DELAY, and in-flight requests get
+// SHUTDOWN_TIMEOUT.
+func (s *server) serve(ctx context.Context) error {
+	cfg := s.cfg
+	srv := httpx.NewServer(cfg.Addr, s)
+	srv.ErrorLog = zap.NewStdLog(s.log)
+	// A response may stream for a while after its headers: never cut it
+	// before the upstream had its full UPSTREAM_TIMEOUT. Routes with a
+	// longer timeout in PROXY_ROUTES_FILE extend their own deadlines.
+	srv.WriteTimeout = max(srv.WriteTimeout, cfg.UpstreamTimeout+time.Minute)
+	var others []*http.Server
+	if cfg.VerifyAddr != "" {
+		vs := httpx.NewServer(cfg.VerifyAddr, s.verifyHandler)
+		vs.ErrorLog = srv.ErrorLog
+		others = append(others, vs)
+	}
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.m.Handler())
+		if cfg.PProf {
+			// Only on the metrics listener, never the public one: profiles
+			// reveal internals and cost CPU on demand.
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			s.log.Warn("PPROF=1: profiling endpoints on the metrics listener", zap.String("addr", cfg.MetricsAddr))
+		}
+		metricsSrv = httpx.NewServer(cfg.MetricsAddr, mux)
+	}
+	s.log.Info("starting",
+		zap.String("backend", cfg.BackendURL.Redacted()), zap.String("authsvc", cfg.AuthsvcURL.Redacted()),
+		zap.Bool("web", cfg.WebURL != nil), zap.Bool("jwks", cfg.JWKSURL != ""), zap.Bool("hs256", cfg.JWTSecret != nil),
+		zap.Bool("redis", cfg.Redis != nil), zap.Stringer("redis_topology", cfg.Redis), zap.Stringer("auth_rate_limit", cfg.AuthRateLimit),
+		zap.String("routes_file", cfg.RoutesFile), zap.String("verify_addr", cfg.VerifyAddr))
+	return httpx.Serve(ctx, httpx.ServeConfig{
+		Log: s.log, Main: srv, Metrics: metricsSrv, Others: others, Lifecycle: s.lc,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+	})
 }
 
 // ServeHTTP serves the public listener.

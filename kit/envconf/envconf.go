@@ -86,7 +86,7 @@ func (r *Reader) DisableableAddr(key, def string) string {
 func (r *Reader) checkAddr(key, v, def string) string {
 	_, port, err := net.SplitHostPort(v)
 	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-		r.Fail(key, fmt.Sprintf("%q: want host:port with a port from 0 to 65535, like %s", v, def))
+		r.Fail(key, fmt.Sprintf("%q: want host:port with a port from 0 to 65535", v))
 		return def
 	}
 	return v
