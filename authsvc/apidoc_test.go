@@ -17,7 +17,7 @@ func TestAPIIsDocumented(t *testing.T) {
 	routes := &doccheck.Routes{}
 	// Handlers are built, never called: metrics are the only dependency
 	// their constructors touch.
-	addRoutes(routes, &deps{metrics: newAuthMetrics(prometheus.NewRegistry())}, nil)
+	addRoutes(routes, &deps{metrics: newAuthMetrics(prometheus.NewRegistry())})
 	in := startDefault(t)
 	// The status the service answers, not where a redirect leads (the
 	// mailed links answer 302).

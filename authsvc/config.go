@@ -1,15 +1,18 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	netmail "net/mail"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"gatehouse.dev/authsvc/internal/keys"
 	"gatehouse.dev/authsvc/internal/mail"
 	"gatehouse.dev/authsvc/internal/password"
 	"gatehouse.dev/kit/envconf"
@@ -36,9 +39,10 @@ type config struct {
 	ShutdownTimeout time.Duration
 	DBTimeout       time.Duration // per database call, so nothing hangs when Postgres is down
 
-	PrivateKeyFile     string        // JWT_PRIVATE_KEY_FILE: PEM PKCS#8 Ed25519
-	KeyActivationDelay time.Duration // a rotated key signs only after this
-	KeyReloadInterval  time.Duration // replicas re-read stored keys this often
+	PrivateKeyFile     string             // JWT_PRIVATE_KEY_FILE: PEM PKCS#8 Ed25519
+	PrivateKey         ed25519.PrivateKey // its key, read by loadConfig; nil without one (or with JWT_SECRET, which wins)
+	KeyActivationDelay time.Duration      // a rotated key signs only after this
+	KeyReloadInterval  time.Duration      // replicas re-read stored keys this often
 
 	Password        password.Params
 	HashConcurrency int
@@ -74,12 +78,15 @@ type config struct {
 	MailAnswerFloor time.Duration
 }
 
+// loadConfig reads and checks the whole environment, and the files it names
+// (JWT_PRIVATE_KEY_FILE, REDIS_CA_FILE), and reports every problem at once,
+// so run starts nothing on a configuration it would refuse later.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	e := envconf.FromLookup(lookup)
 	c := config{
-		LogLevel:        e.Str("LOG_LEVEL", "info"),
-		Addr:            e.Str("AUTHSVC_ADDR", ":8082"),
-		MetricsAddr:     e.Disableable("AUTHSVC_METRICS_ADDR", ":9092"),
+		LogLevel:        e.LogLevel("LOG_LEVEL", "info"),
+		Addr:            e.Addr("AUTHSVC_ADDR", ":8082"),
+		MetricsAddr:     e.DisableableAddr("AUTHSVC_METRICS_ADDR", ":9092"),
 		DatabaseURL:     e.URL("DATABASE_URL", "", "postgres", "postgresql"),
 		AuthSecret:      e.Secret("AUTH_SECRET", 32, true),
 		JWTSecret:       e.Secret("JWT_SECRET", 32, false),
@@ -121,6 +128,19 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		MailPerEmail:    e.Int("MAIL_LIMIT_PER_EMAIL", 5, 1, 1000),
 		MailPerIP:       e.Int("MAIL_LIMIT_PER_IP", 20, 1, 100000),
 		MailAnswerFloor: e.NonNegDuration("MAIL_ANSWER_FLOOR", time.Second),
+	}
+	if c.PrivateKeyFile != "" && c.JWTSecret == "" {
+		// Read and parsed now, so a missing or malformed key is reported
+		// with every other problem, before anything opens the database.
+		b, err := os.ReadFile(c.PrivateKeyFile)
+		switch {
+		case err != nil:
+			e.Fail("JWT_PRIVATE_KEY_FILE", fmt.Sprintf("cannot read %s: %v", c.PrivateKeyFile, errors.Unwrap(err)))
+		default:
+			if c.PrivateKey, err = keys.ParsePrivateKeyPEM(b); err != nil {
+				e.Fail("JWT_PRIVATE_KEY_FILE", err.Error())
+			}
+		}
 	}
 	if v, ok := e.Lookup("REQUIRE_EMAIL_VERIFICATION"); ok && v != "" {
 		b, err := strconv.ParseBool(v)

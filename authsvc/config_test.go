@@ -25,6 +25,13 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"everything at once", map[string]string{"AUTH_SECRET": "", "DATABASE_URL": "", "JWT_TTL": "soon", "TRUSTED_ORIGINS": "not a url"},
 			[]string{"AUTH_SECRET:", "DATABASE_URL:", "JWT_TTL:", "TRUSTED_ORIGINS:"}},
 		{"bad AUTH_BASE_URL", map[string]string{"AUTH_BASE_URL": "ftp://x"}, []string{"AUTH_BASE_URL:"}},
+		// A bad LOG_LEVEL, a listener without a valid port and a key file
+		// that is not there are reported together, before anything starts.
+		{"log level, port and key file at once", map[string]string{"LOG_LEVEL": "loud", "AUTHSVC_ADDR": ":99999",
+			"JWT_PRIVATE_KEY_FILE": "/nonexistent/gatehouse-test/ed25519.pem", "REDIS_URL": "rediss://127.0.0.1:1/0",
+			"REDIS_CA_FILE": "/nonexistent/gatehouse-test/ca.pem"},
+			[]string{"LOG_LEVEL:", "AUTHSVC_ADDR:", "JWT_PRIVATE_KEY_FILE: cannot read", "REDIS_CA_FILE:"}},
+		{"malformed key file", map[string]string{"JWT_PRIVATE_KEY_FILE": "config_test.go"}, []string{"JWT_PRIVATE_KEY_FILE: want a PEM"}},
 		{"bad REDIS_URL", map[string]string{"REDIS_URL": "redis://u:p@127.0.0.1:6379/notadb"}, []string{"REDIS_URL:"}},
 		{"REDIS_URL not redis", map[string]string{"REDIS_URL": "http://u:p@127.0.0.1:6379"}, []string{"REDIS_URL:"}},
 		{"delay cap below base", map[string]string{"SIGNIN_DELAY_BASE": "2s", "SIGNIN_DELAY_MAX": "1s"}, []string{"SIGNIN_DELAY_MAX:"}},
@@ -43,7 +50,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 			for k, v := range tt.set {
 				env[k] = v
 			}
-			err := run(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard, []string{"authsvc"})
+			err := run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("run succeeded, want a configuration error")
 			}

@@ -30,9 +30,9 @@ import (
 // counts as already imported (so a second run changes nothing), and one
 // whose email or id belongs to another account here is refused and listed
 // by id; any refusal makes the command fail after importing the rest.
-func runImportBetterAuth(ctx context.Context, cfg config, log *zap.Logger, out io.Writer, args []string) error {
+func runImportBetterAuth(ctx context.Context, cfg config, log *zap.Logger, out, stderr io.Writer, args []string) error {
 	fs := flag.NewFlagSet("import-better-auth", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	from := fs.String("from", "", "Better Auth's Postgres database, postgres://user:pass@host:port/db")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -57,7 +57,7 @@ func TestImportBetterAuth(t *testing.T) {
 	importRun := func() (string, error) {
 		var out bytes.Buffer
 		env := func(k string) (string, bool) { v, ok := in.env[k]; return v, ok }
-		err := run(context.Background(), env, &out, []string{"authsvc", "import-better-auth", "--from", baURL})
+		err := run(context.Background(), []string{"import-better-auth", "--from", baURL}, env, &out, &out)
 		return out.String(), err
 	}
 	out, err := importRun()

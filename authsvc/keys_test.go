@@ -53,7 +53,7 @@ func jwksKids(t testing.TB, in *instance) []string {
 func rotate(t testing.TB, env map[string]string) string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := run(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &out, []string{"authsvc", "keys", "rotate"}); err != nil {
+	if err := run(context.Background(), []string{"keys", "rotate"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &out, &out); err != nil {
 		t.Fatalf("keys rotate: %v\n%s", err, out.String())
 	}
 	return out.String()

@@ -49,7 +49,7 @@ func start(t testing.TB, env map[string]string) *instance {
 	errc := make(chan error, 1)
 	logs := &testenv.LogBuffer{}
 	go func() {
-		errc <- run(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, []string{"authsvc"})
+		errc <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, logs)
 	}()
 	in := &instance{base: "http://" + env["AUTHSVC_ADDR"], env: env, logs: logs}
 	t.Cleanup(func() {

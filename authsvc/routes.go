@@ -9,7 +9,7 @@ import (
 // addRoutes is authsvc's whole API (docs/openapi.json): Better Auth's
 // email-and-password endpoints, its session revocation endpoints, and its
 // JWT plugin's /token and /jwks.
-func addRoutes(mux httpx.Router, d *deps, lc *httpx.Lifecycle) {
+func addRoutes(mux httpx.Router, d *deps) {
 	guard := newOriginGuard(d.cfg) // CSRF: Origin checks on cookie-bearing or login POSTs
 	mux.Handle("POST /api/auth/sign-up/email", guard.login(handleSignUpEmail(d, guard)))
 	mux.Handle("POST /api/auth/sign-in/email", guard.login(handleSignInEmail(d, guard)))
@@ -33,7 +33,7 @@ func addRoutes(mux httpx.Router, d *deps, lc *httpx.Lifecycle) {
 	mux.Handle("GET /api/auth/ok", handleOK())
 
 	mux.Handle("GET /healthz", httpx.Healthz())
-	mux.Handle("GET /readyz", httpx.Readyz(lc, func(ctx context.Context) error { return d.db.PingContext(ctx) }))
+	mux.Handle("GET /readyz", httpx.Readyz(d.lc, func(ctx context.Context) error { return d.db.PingContext(ctx) }))
 	mux.Handle("/", httpx.NotFoundHandler())
 
 	// The same paths with any other method: a JSON 405 (a method-less

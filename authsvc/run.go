@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,34 +31,36 @@ import (
 // it covers the proxies' leeway (30s) and clock skew between replicas.
 const keyMargin = 5 * time.Minute
 
-// run is the whole program: `authsvc` serves, `authsvc keys rotate` rotates
-// the signing key. It returns when ctx ends or SIGINT/SIGTERM arrives.
-func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer, args []string) error {
+// run is the whole program; main only calls it, with the process's
+// arguments (without the program name), environment, and output. With no
+// arguments it serves until ctx ends (main cancels it on SIGINT or SIGTERM),
+// then drains and shuts down gracefully; `keys rotate` and
+// `import-better-auth` run once and write their result to stdout. Logs go
+// to stderr.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 0:
+	case len(args) == 2 && args[0] == "keys" && args[1] == "rotate":
+	case len(args) >= 1 && args[0] == "import-better-auth":
+	default:
+		return fmt.Errorf("unknown command %q: want no arguments (serve), \"keys rotate\" or \"import-better-auth --from postgres://…\"", args)
+	}
 	cfg, err := loadConfig(lookup)
 	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log, err := logging.New(stderr, cfg.LogLevel, "authsvc")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	var cmd []string
-	if len(args) > 1 {
-		cmd = args[1:]
-	}
 	switch {
-	case len(cmd) == 0:
-	case len(cmd) == 2 && cmd[0] == "keys" && cmd[1] == "rotate":
-		return runKeysRotate(ctx, cfg, log, stderr)
-	case len(cmd) >= 1 && cmd[0] == "import-better-auth":
-		return runImportBetterAuth(ctx, cfg, log, stderr, cmd[1:])
-	default:
-		return fmt.Errorf("unknown command %q: want no arguments (serve), \"keys rotate\" or \"import-better-auth --from postgres://…\"", cmd)
+	case len(args) == 2 && args[0] == "keys":
+		return runKeysRotate(ctx, cfg, log, stdout)
+	case len(args) >= 1:
+		return runImportBetterAuth(ctx, cfg, log, stdout, stderr, args[1:])
 	}
+
 	mailer, err := mail.New(mail.Config{URL: cfg.SMTPURL, From: cfg.MailFrom, Timeout: cfg.SMTPTimeout})
 	if err != nil {
 		return err
@@ -121,24 +120,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), stderr io.Writ
 	}
 	go relay.Run(ctx)
 
-	lc := &httpx.Lifecycle{}
 	d := &deps{
-		cfg: cfg, db: db, hasher: hasher, keys: ks, metrics: m,
+		cfg: cfg, db: db, hasher: hasher, keys: ks, metrics: m, lc: &httpx.Lifecycle{},
 		cookies: newCookieJar(cfg), revoker: revoker, throttle: thr,
 		mail: mailer, relay: relay,
 		quota: throttle.NewMailQuota(qrdb, cfg.RedisPrefix, cfg.MailPerEmail, cfg.MailPerIP, time.Hour),
 	}
-	h := newServer(log, metrics, lc, d)
-	sc := httpx.ServeConfig{
-		Log: log, Main: httpx.NewServer(cfg.Addr, h), Lifecycle: lc,
-		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
-	}
-	if cfg.MetricsAddr != "" {
-		sc.Metrics = httpx.NewServer(cfg.MetricsAddr, metrics.Handler())
-	}
-	log.Info("starting", zap.String("jwt_alg", ks.Alg()), zap.String("base_url", cfg.BaseURL),
-		zap.Strings("trusted_origins", cfg.TrustedOrigins))
-	return httpx.Serve(ctx, sc)
+	return serve(ctx, cfg, log, metrics, d)
 }
 
 // openDB opens Postgres and applies the embedded migrations (under kit's
@@ -161,21 +149,13 @@ func openDB(ctx context.Context, cfg config, log *zap.Logger) (*bun.DB, error) {
 }
 
 // openKeys loads the signing keys, honouring JWT_SECRET (HS256) and
-// JWT_PRIVATE_KEY_FILE (a fixed Ed25519 key).
+// JWT_PRIVATE_KEY_FILE (a fixed Ed25519 key, read by loadConfig).
 func openKeys(ctx context.Context, cfg config, db *bun.DB, log *zap.Logger) (*keys.Set, error) {
 	opt := keys.Options{
 		DB: db, AuthSecret: cfg.AuthSecret, HMACSecret: cfg.JWTSecret,
 		TokenTTL: cfg.JWTTTL, Margin: keyMargin, Log: log,
 	}
-	if cfg.PrivateKeyFile != "" && cfg.JWTSecret == "" {
-		b, err := os.ReadFile(cfg.PrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("JWT_PRIVATE_KEY_FILE: cannot read: %w", errors.Unwrap(err))
-		}
-		if opt.FileKey, err = keys.ParsePrivateKeyPEM(b); err != nil {
-			return nil, fmt.Errorf("JWT_PRIVATE_KEY_FILE: %w", err)
-		}
-	}
+	opt.FileKey = cfg.PrivateKey
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return keys.Open(kctx, opt)
@@ -290,9 +270,10 @@ func sweepSessions(ctx context.Context, db *bun.DB, log *zap.Logger) {
 	}
 }
 
-// deps is what the handlers share.
+// deps is what the handlers share, built once by run.
 type deps struct {
 	cfg     config
+	lc      *httpx.Lifecycle // /readyz: 503 while draining
 	db      *bun.DB
 	hasher  *password.Hasher
 	keys    *keys.Set

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -9,10 +10,26 @@ import (
 	"gatehouse.dev/kit/httpx"
 )
 
+// serve runs the API listener (and the metrics one, when configured) until
+// ctx ends, then drains: /readyz turns 503 for DRAIN_DELAY, and in-flight
+// requests get SHUTDOWN_TIMEOUT.
+func serve(ctx context.Context, cfg config, log *zap.Logger, m *httpx.Metrics, d *deps) error {
+	sc := httpx.ServeConfig{
+		Log: log, Main: httpx.NewServer(cfg.Addr, newServer(log, m, d)), Lifecycle: d.lc,
+		DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout,
+	}
+	if cfg.MetricsAddr != "" {
+		sc.Metrics = httpx.NewServer(cfg.MetricsAddr, m.Handler())
+	}
+	log.Info("starting", zap.String("jwt_alg", d.keys.Alg()), zap.String("base_url", cfg.BaseURL),
+		zap.Strings("trusted_origins", cfg.TrustedOrigins))
+	return httpx.Serve(ctx, sc)
+}
+
 // newServer wires the routes and states the middleware order once.
-func newServer(log *zap.Logger, m *httpx.Metrics, lc *httpx.Lifecycle, d *deps) http.Handler {
+func newServer(log *zap.Logger, m *httpx.Metrics, d *deps) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, d, lc)
+	addRoutes(mux, d)
 	var h http.Handler = mux
 	h = securityHeaders(h)       // inner: auth answers are per-user; /jwks overrides caching
 	h = httpx.Observe(log, m, h) // outer: request ID, access log, panic recovery, metrics
