@@ -1,5 +1,8 @@
 package token
 
+// cache.go: the verified-signature cache, keyed by the SHA-256 of the whole
+// token (hashToken), so a token sent again skips the public-key operation.
+
 import (
 	"crypto"
 	"crypto/sha256"
