@@ -41,10 +41,9 @@ type exchange struct {
 
 // reqInfo are facts about the request, decided once by requestInfo.
 type reqInfo struct {
-	clientIP    netip.Addr
-	peerTrusted bool
-	scheme      string // the scheme the client used
-	host        string // the Host the client used
+	clientIP netip.Addr
+	scheme   string // the scheme the client used
+	host     string // the Host the client used
 }
 
 func (x *exchange) https() bool { return x.info.scheme == "https" }

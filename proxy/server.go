@@ -134,7 +134,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // proxy; their first element is the one the outermost proxy saw.
 func (s *server) requestInfo(r *http.Request) reqInfo {
 	ip, trusted := s.cfg.TrustedProxies.ClientIP(r.RemoteAddr, r.Header)
-	i := reqInfo{clientIP: ip, peerTrusted: trusted, scheme: "http", host: r.Host}
+	i := reqInfo{clientIP: ip, scheme: "http", host: r.Host}
 	if r.TLS != nil {
 		i.scheme = "https"
 	}
