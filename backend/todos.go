@@ -12,13 +12,13 @@ import (
 	"gatehouse.dev/kit/httpx"
 )
 
-// respond writes v with status, or the client-safe form of err.
-func respond(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+// respond writes t with status, or the client-safe form of err.
+func respond(w http.ResponseWriter, r *http.Request, status int, t todo.Todo, err error) {
 	if err != nil {
 		httpx.WriteError(w, r, storeError(err))
 		return
 	}
-	httpx.WriteJSON(w, status, v)
+	httpx.WriteRawJSON(w, status, append(t.AppendJSON(make([]byte, 0, 512)), '\n'))
 }
 
 // store returns the caller's view and a context bounded by timeout, so a
