@@ -162,6 +162,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		{"hs256", "bare"}, {"eddsa", "bare"}, {"cookie", "bare"}, {"eddsa-fresh", "bare"}, {"hs256-fresh", "bare"},
 		{"hs256", "nginx"}, {"eddsa", "nginx"},
 		{"bare-2k", "bare"}, {"hs256-2k", "bare-2k"},
+		{"list50", "bare"}, {"create", "bare"},
 	}
 	ratios := map[string]ratio{}
 	for _, c := range comparisons {
@@ -231,6 +232,28 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		list.Verdict = verdict(s.RPS.Median >= 7500)
 	}
 	rep.Targets = append(rep.Targets, list)
+
+	// Issue 18's full-stack goals, as ratios to the bare row of the same
+	// run, against the run of 2026-11-27 before that work (list50 3105 and
+	// create 4252 req/s with bare at 14305: 0.217 and 0.297).
+	for _, g := range []struct {
+		id          string
+		before, mul float64
+	}{{"list50", 3105.0 / 14305, 2.5}, {"create", 4252.0 / 14305, 2}} {
+		t := target{Name: fmt.Sprintf("%s / bare ≥ %.1f × %.3f (the ratio before issue 18) = %.2f", g.id, g.mul, g.before, g.mul*g.before), Verdict: "not run"}
+		if r, ok := ratios[g.id+" / bare"]; ok {
+			t.Value = r.RPS.Median
+			t.Measured = fmt.Sprintf("%.3f (%.3f–%.3f) = %.2f× before", r.RPS.Median, r.RPS.Min, r.RPS.Max, r.RPS.Median/g.before)
+			t.Verdict = verdict(r.RPS.Median >= g.mul*g.before)
+		}
+		rep.Targets = append(rep.Targets, t)
+	}
+	cpu := target{Name: "list50 CPU per request, proxy + backend + Postgres + authsvc + Redis ≤ 250 µs", Verdict: "not run"}
+	if s := byID["list50"]; s != nil && s.RPS.N > 0 {
+		total := s.ProxyCPU.Median + s.OtherCPU.Median
+		cpu.Value, cpu.Measured, cpu.Verdict = total, fmt.Sprintf("%.0f µs", total), verdict(total <= 250)
+	}
+	rep.Targets = append(rep.Targets, cpu)
 	return rep
 }
 
