@@ -211,6 +211,7 @@ func ourProxy(alg string) func(context.Context, *env, row) (*front, error) {
 			"JWT_ISSUER="+benchIssuer, "JWT_AUDIENCE="+benchAudience,
 			"REDIS_URL=", "LOG_LEVEL="+e.cfg.LogLevel,
 		)
+		envv = append(envv, e.cfg.ProxyEnv...)
 		if alg == "HS256" {
 			envv = append(envv, "JWT_SECRET="+e.signer.secret, "JWKS_URL=")
 		} else {

@@ -223,7 +223,7 @@ func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*fron
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, append(metricsEnv,
+	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, append(append(metricsEnv,
 		"PROXY_ADDR="+s.proxyAddr,
 		"BACKEND_URL="+backendURL, "AUTHSVC_URL=http://"+s.authAddr,
 		"JWKS_URL=http://"+s.authAddr+"/api/auth/jwks",
@@ -231,7 +231,7 @@ func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*fron
 		// AUTH_GENERAL_RATE_LIMIT is the proxy's looser limit on the rest
 		// of /api/auth/*; raised too in case it ever covers sign-in.
 		"AUTH_RATE_LIMIT=1000000/m", "AUTH_GENERAL_RATE_LIMIT=1000000/m", "LOG_LEVEL="+e.cfg.LogLevel,
-	))
+	), e.cfg.ProxyEnv...))
 	if err != nil {
 		return nil, err
 	}
