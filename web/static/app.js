@@ -276,9 +276,12 @@
 
   // ---- actions ----
 
+  // signedIn shows the user's page. The add form stays disabled until the
+  // first list has arrived: a todo added meanwhile would be wiped from the
+  // page when that (older) list replaced it.
   async function signedIn(user) {
     showSignedIn(user);
-    await loadTodos();
+    await busy(ui.todoForm, loadTodos);
   }
 
   async function onSignUp(event) {
