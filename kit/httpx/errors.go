@@ -63,18 +63,26 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // WriteRawJSON sends b, which must be JSON, as the response body with
-// status and a Content-Length: a known length lets net/http write the
-// response in one piece instead of chunked, and lets a reverse proxy in
-// front copy it without flushing every write (httputil.ReverseProxy flushes
-// each write of a response of unknown length).
+// status. A body of 2 KiB or more gets an explicit Content-Length, so
+// net/http writes it in one piece instead of chunked, and a reverse proxy in
+// front copies it without flushing every write (httputil.ReverseProxy
+// flushes each write of a response of unknown length); net/http adds the
+// header itself to anything shorter, without the extra allocation.
 func WriteRawJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if len(b) >= autoContentLength {
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// autoContentLength is net/http's bufferBeforeChunkingSize: a handler that
+// writes less than this in all and returns gets a Content-Length computed
+// by the server.
+const autoContentLength = 2048
 
 // MethodNotAllowed answers a known path reached with the wrong method: a JSON
 // 405 with Allow (ServeMux's own 405 is plain text). Register it on the
