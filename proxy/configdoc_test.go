@@ -7,9 +7,9 @@ import (
 )
 
 // Every variable the proxy reads is in docs/configuration.md, and every one
-// documented for it is read, by loadConfig or by tuneGC (the GC defaults).
+// documented for it is read, by loadConfig or by tuneGC (the soft memory limit).
 func TestConfigurationIsDocumented(t *testing.T) {
-	gc := doccheck.NewRecorder(map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"})
+	gc := doccheck.NewRecorder(map[string]string{"GOMEMLIMIT": "1GiB"})
 	tuneGC(gc.Lookup, func(string) ([]byte, error) { return nil, nil })
 	doccheck.CheckLoader(t, "proxy", func(l func(string) (string, bool)) { _, _ = loadConfig(l) },
 		map[string]string{"JWT_SECRET": "0123456789abcdef0123456789abcdef", "REDIS_URL": "redis://127.0.0.1:1/0"},

@@ -12,7 +12,6 @@ import (
 // limit, none without one, and the operator's GOMEMLIMIT always wins.
 func TestTuneGCMemoryLimit(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	files := func(m map[string]string) func(string) ([]byte, error) {
 		return func(name string) ([]byte, error) {
 			if v, ok := m[name]; ok {
