@@ -73,12 +73,20 @@ func (v *Verifier) watchDeployments(ctx context.Context, ns string) (*deployment
 	return w, nil
 }
 
-func (w *deploymentWatch) stop() {
+// stop ends the watch and reports whether it was still running: a watch
+// that ended early saw only part of the rollout.
+func (w *deploymentWatch) stop() (wasRunning bool) {
+	select {
+	case <-w.done:
+	default:
+		wasRunning = true
+	}
 	if w.cmd.Process != nil {
 		_ = w.cmd.Process.Kill()
 	}
 	<-w.done
 	_ = w.cmd.Wait()
+	return wasRunning
 }
 
 // RollingUpdate applies dir (the same overlay with a new image tag) to ns
@@ -117,7 +125,9 @@ func (v *Verifier) RollingUpdate(ctx context.Context, ns, dir, tag string) *Resu
 		}
 		updated = append(updated, fmt.Sprintf("%s %s", d.Name, time.Since(start).Round(100*time.Millisecond)))
 	}
-	w.stop()
+	if !w.stop() {
+		r.problem("%s: the Deployment watch (kubectl get -w) ended before the rolling update did: availability was not observed throughout", ns)
+	}
 	for _, d := range deps.Items {
 		desired := deref(d.Spec.Replicas)
 		surge := int32(0)
