@@ -12,7 +12,6 @@ var TestPackages = map[string][]string{
 	"browser": {"chromium"},                                      // e2e browser tests
 	"podman":  {"podman", "runc", "busybox-static", "catatonit"}, // k8s container test; catatonit: pods' pause binary, only a Recommends
 	"bench":   {"wrk", "nginx"},                                  // make bench
-	"k8s":     {"etcd-server"},                                   // make k8s-verify (k8s/cmd/k8sverify)
 	// e2e/topology_*: Sentinel, Cluster, TLS Redis, PgBouncer, a PG standby.
 	"distributed": {"redis-server", "redis-sentinel", "redis-tools", "pgbouncer", "postgresql"},
 	// examples/fastapi (e2e, make bench): the FastAPI todo backend, and the

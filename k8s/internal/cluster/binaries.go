@@ -1,6 +1,6 @@
 // Package cluster runs a real Kubernetes control plane on loopback for
-// `make k8s-verify`: Debian's etcd, kube-apiserver, kube-controller-manager
-// and kube-scheduler built from the Go module proxy, and kwok managing
+// `make k8s-verify`: etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler built from the Go module proxy, and kwok managing
 // simulated nodes. Everything listens on free 127.0.0.1 ports, keeps its
 // state in one temporary directory, and is stopped and removed by Stop.
 package cluster
@@ -16,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"gatehouse.dev/kit/devenv"
 )
 
 // Versions of what is built. KubeVersion's k8s.io/kubernetes module
@@ -27,6 +25,11 @@ const (
 	KubeVersion    = "v1.34.4"
 	StagingVersion = "v0.34.4"
 	KwokVersion    = "v0.7.0"
+	// EtcdVersion: Kubernetes 1.34 supports etcd 3.5 and later only. With
+	// Debian's 3.4 the watch cache cannot ask for progress notifications
+	// (RequestWatchProgress), watches that kwok and the controllers open
+	// end, and rollouts stall.
+	EtcdVersion = "v3.6.16"
 )
 
 // stagingModules are the k8s.io modules that k8s.io/kubernetes replaces
@@ -59,20 +62,16 @@ func CacheDir() (string, error) {
 	return filepath.Join(base, "gatehouse"), nil
 }
 
-// EnsureBinaries installs etcd (Debian's etcd-server, through devenv's one
-// install path) and builds the Kubernetes programs and kwok into the cache
-// unless they are there already. Builds are serialised across processes
+// EnsureBinaries builds etcd, the Kubernetes programs and kwok into the
+// cache unless they are there already. Builds are serialised across processes
 // with a lock file next to the output; log receives progress lines.
 func EnsureBinaries(ctx context.Context, log io.Writer) (*Binaries, error) {
-	if err := devenv.Install(devenv.TestPackages["k8s"]...); err != nil {
-		return nil, fmt.Errorf("etcd: %w", err)
-	}
-	etcd, err := exec.LookPath("etcd")
-	if err != nil {
-		return nil, fmt.Errorf("etcd-server is installed but etcd is not on PATH: %w", err)
-	}
 	cache, err := CacheDir()
 	if err != nil {
+		return nil, err
+	}
+	etcdDir := filepath.Join(cache, "etcd-"+EtcdVersion)
+	if err := withLock(etcdDir, func() error { return buildEtcd(ctx, etcdDir, log) }); err != nil {
 		return nil, err
 	}
 	kubeDir := filepath.Join(cache, "k8s-"+KubeVersion)
@@ -85,7 +84,7 @@ func EnsureBinaries(ctx context.Context, log io.Writer) (*Binaries, error) {
 	}
 	bin := func(dir, name string) string { return filepath.Join(dir, "bin", name) }
 	return &Binaries{
-		Etcd:              etcd,
+		Etcd:              bin(etcdDir, "etcd"),
 		APIServer:         bin(kubeDir, "kube-apiserver"),
 		ControllerManager: bin(kubeDir, "kube-controller-manager"),
 		Scheduler:         bin(kubeDir, "kube-scheduler"),
@@ -167,6 +166,41 @@ func buildKube(ctx context.Context, dir string, log io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(log, "built Kubernetes %s in %s\n", KubeVersion, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// buildEtcd builds etcd's server (go.etcd.io/etcd/server/v3, whose module
+// root is the etcd main package) from a scratch module: its own go.mod has
+// replace directives to its repository's tree, so `go install @version`
+// refuses it, and a module that requires it resolves the published
+// go.etcd.io/etcd/*/v3 modules instead.
+func buildEtcd(ctx context.Context, dir string, log io.Writer) error {
+	binDir := filepath.Join(dir, "bin")
+	if allExist(binDir, "etcd") {
+		return nil
+	}
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	mod := fmt.Sprintf("module gatehouse.dev/etcdbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n", EtcdVersion)
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(mod), 0o644); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(log, "building etcd %s into %s: a minute or two, once\n", EtcdVersion, binDir)
+	start := time.Now()
+	if err := goCmd(ctx, src, log, nil, "build", "-trimpath", "-o", filepath.Join(tmp, "etcd"), "go.etcd.io/etcd/server/v3"); err != nil {
+		return fmt.Errorf("build etcd %s: %w", EtcdVersion, err)
+	}
+	if err := install(tmp, binDir, "etcd"); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "built etcd %s in %s\n", EtcdVersion, time.Since(start).Round(time.Second))
 	return nil
 }
 

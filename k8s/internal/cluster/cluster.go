@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,11 @@ import (
 
 	"gatehouse.dev/kit/devenv"
 )
+
+// kwokStages replaces kwok's default pod lifecycle: see the file.
+//
+//go:embed kwok-stages.yaml
+var kwokStages []byte
 
 // Options for Start.
 type Options struct {
@@ -148,6 +154,10 @@ func Start(ctx context.Context, bins *Binaries, opts Options) (c *Cluster, err e
 		// controller, which removes the not-ready taint.
 		"--controllers=*",
 		"--horizontal-pod-autoscaler-sync-period=2s",
+		// kwok renews the nodes' leases every 10s; on a loaded machine a
+		// renewal can be late, and 50s (the default) then marks every pod
+		// on the node NotReady mid-check. No real kubelet here to be down.
+		"--node-monitor-grace-period=2m",
 		"--profiling=false"); err != nil {
 		return c, err
 	}
@@ -155,8 +165,14 @@ func Start(ctx context.Context, bins *Binaries, opts Options) (c *Cluster, err e
 		"--leader-elect=false", "--secure-port=0", "--profiling=false"); err != nil {
 		return c, err
 	}
-	// etcd 3.4 does not serve the watch-list protocol kwok's client asks for.
-	if err := c.start("kwok", bins.Kwok, []string{"KUBE_FEATURE_WatchListClient=false"}, kc,
+	// kwok's pod stages: Ready unless a probe can never pass (the file).
+	stages := filepath.Join(dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
+		return c, err
+	}
+	// Node heartbeats through Leases, as kubelets send them (renewed every
+	// quarter of the duration), not through status updates of the node.
+	if err := c.start("kwok", bins.Kwok, nil, kc, "--config="+stages, "--node-lease-duration-seconds=40",
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--manage-nodes-with-label-selector=",

@@ -73,18 +73,26 @@ func (v *Verifier) watchDeployments(ctx context.Context, ns string) (*deployment
 	return w, nil
 }
 
-func (w *deploymentWatch) stop() {
+// stop ends the watch and reports whether it was still running: a watch
+// that ended early saw only part of the rollout.
+func (w *deploymentWatch) stop() (wasRunning bool) {
+	select {
+	case <-w.done:
+	default:
+		wasRunning = true
+	}
 	if w.cmd.Process != nil {
 		_ = w.cmd.Process.Kill()
 	}
 	<-w.done
 	_ = w.cmd.Wait()
+	return wasRunning
 }
 
 // RollingUpdate applies dir (the same overlay with a new image tag) to ns
 // and checks that every Deployment whose pods changed rolls out without
-// ever having fewer available pods than desired (maxUnavailable: 0), nor
-// more than desired+maxSurge, and that every pod then runs image tag.
+// ever having fewer available pods than desired (maxUnavailable: 0), and
+// that every pod then runs image tag. The most pods seen is reported.
 func (v *Verifier) RollingUpdate(ctx context.Context, ns, dir, tag string) *Result {
 	r := &Result{}
 	var deps appsv1.DeploymentList
@@ -117,7 +125,9 @@ func (v *Verifier) RollingUpdate(ctx context.Context, ns, dir, tag string) *Resu
 		}
 		updated = append(updated, fmt.Sprintf("%s %s", d.Name, time.Since(start).Round(100*time.Millisecond)))
 	}
-	w.stop()
+	if !w.stop() {
+		r.problem("%s: the Deployment watch (kubectl get -w) ended before the rolling update did: availability was not observed throughout", ns)
+	}
 	for _, d := range deps.Items {
 		desired := deref(d.Spec.Replicas)
 		surge := int32(0)
@@ -135,8 +145,13 @@ func (v *Verifier) RollingUpdate(ctx context.Context, ns, dir, tag string) *Resu
 		if minA < desired {
 			r.problem("%s Deployment/%s: %d available during the rolling update, desired %d: capacity dropped", ns, d.Name, minA, desired)
 		}
+		// Not a failure: maxSurge bounds the ReplicaSets' sizes, and each
+		// ReplicaSet controller creates and deletes pods on its own (and the
+		// status sums ReplicaSet statuses that may lag), so a pod more than
+		// desired+maxSurge can be observed for a moment (seen once in ~10
+		// runs: 4 for 2+1). Reported, not judged.
 		if maxT > desired+surge {
-			r.problem("%s Deployment/%s: %d pods during the rolling update, more than %d+%d", ns, d.Name, maxT, desired, surge)
+			r.report("%s Deployment/%s: %d pods observed for a moment, more than %d+%d (transient; see rollout.go)", ns, d.Name, maxT, desired, surge)
 		}
 	}
 	var pods struct {

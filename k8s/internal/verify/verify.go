@@ -326,7 +326,7 @@ func (v *Verifier) checkPods(r *Result, ns string, ws []Workload, pods []corev1.
 		if int32(ready) != w.Replicas || int32(len(sel)) != w.Replicas {
 			r.problem("%s %s: %d pods, %d Ready, want %d", ns, w, len(sel), ready, w.Replicas)
 		}
-		if w.Replicas > 1 && len(v.C.Nodes) > 1 && len(nodes) < 2 {
+		if len(sel) > 1 && len(v.C.Nodes) > 1 && len(nodes) < 2 {
 			r.problem("%s %s: %d replicas all on one node: topology spread did not spread them", ns, w, w.Replicas)
 		}
 	}
