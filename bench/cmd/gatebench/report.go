@@ -355,7 +355,7 @@ func (r *report) markdown() string {
 	}
 
 	if names := partNames(r.Rows); len(names) > 0 {
-		b.WriteString("\nCPU per request by process, full-stack rows (µs, median; \"total\" adds our proxy and wrk's own share):\n\n")
+		b.WriteString("\nCPU per request by process, full-stack rows (µs, median; \"total without wrk\" adds our proxy to the rest; wrk's own share is the last column):\n\n")
 		b.WriteString("| row | proxy | " + strings.Join(names, " | ") + " | total without wrk | wrk |\n|---|---:|")
 		b.WriteString(strings.Repeat("---:|", len(names)+2) + "\n")
 		for _, s := range r.Rows {

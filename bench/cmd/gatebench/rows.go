@@ -211,12 +211,12 @@ func ourProxy(alg string) func(context.Context, *env, row) (*front, error) {
 			"JWT_ISSUER="+benchIssuer, "JWT_AUDIENCE="+benchAudience,
 			"REDIS_URL=", "LOG_LEVEL="+e.cfg.LogLevel,
 		)
-		envv = append(envv, e.cfg.ProxyEnv...)
 		if alg == "HS256" {
 			envv = append(envv, "JWT_SECRET="+e.signer.secret, "JWKS_URL=")
 		} else {
 			envv = append(envv, "JWKS_URL="+e.upURL+"/jwks")
 		}
+		envv = append(envv, e.cfg.ProxyEnv...) // last, so an experiment's value wins
 		p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, envv)
 		if err != nil {
 			return nil, err
