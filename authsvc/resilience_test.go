@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/authsvc/internal/user"
 	"gatehouse.dev/kit/pgdb"
 	"gatehouse.dev/kit/testenv"
 )
@@ -85,6 +86,44 @@ func TestSignInRehashesWithNewParameters(t *testing.T) {
 	// And the old password still works with the new hash.
 	if r := newBrowser(t, cur).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "upgrade@example.com", "password": "sturdy-otter-42"}); r.status != 200 {
 		t.Errorf("sign-in after rehash = %d", r.status)
+	}
+}
+
+// A sign-in's rehash must not undo a password change that landed between
+// its read of the hash and its write: the write is conditional on the hash
+// it read (user.Store.ReplacePasswordHash).
+func TestRehashNeverOverwritesANewerHash(t *testing.T) {
+	t.Parallel()
+	db := testenv.Database(t)
+	in := start(t, testEnv(t, db))
+	newBrowser(t, in).signUp("race@example.com", "sturdy-otter-42")
+	bdb, err := pgdb.Open(db, pgdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	ctx := context.Background()
+	var id, read string
+	if err := bdb.NewRaw("SELECT id, password_hash FROM users WHERE email = ?", "race@example.com").Scan(ctx, &id, &read); err != nil {
+		t.Fatal(err)
+	}
+	users := user.NewStore(bdb)
+	// A password change lands after the sign-in read `read`.
+	if err := users.SetPasswordHash(ctx, id, "$argon2id$changed"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := users.ReplacePasswordHash(ctx, id, read, "$argon2id$rehash-of-old-password"); err != nil || ok {
+		t.Fatalf("rehash over a changed password: replaced %v, err %v; want false", ok, err)
+	}
+	var now string
+	if err := bdb.NewRaw("SELECT password_hash FROM users WHERE id = ?", id).Scan(ctx, &now); err != nil {
+		t.Fatal(err)
+	}
+	if now != "$argon2id$changed" {
+		t.Fatalf("hash = %q, want the changed one kept", now)
+	}
+	if ok, err := users.ReplacePasswordHash(ctx, id, now, "$argon2id$upgraded"); err != nil || !ok {
+		t.Fatalf("rehash over the hash it read: replaced %v, err %v; want true", ok, err)
 	}
 }
 

@@ -232,8 +232,15 @@ func (d *deps) rehash(r *http.Request, u *user.User, pw string) {
 	}
 	ctx, cancel := d.dbCtx(r.Context())
 	defer cancel()
-	if err := d.users(d.db).SetPasswordHash(ctx, u.ID, hash); err != nil {
+	replaced, err := d.users(d.db).ReplacePasswordHash(ctx, u.ID, u.PasswordHash, hash)
+	if err != nil {
 		log.Warn("password rehash not stored", zap.Error(err))
+		return
+	}
+	if !replaced {
+		// The password was changed or reset since this sign-in read it:
+		// the newer hash stays.
+		log.Info("password rehash skipped: the password changed meanwhile")
 		return
 	}
 	u.PasswordHash = hash

@@ -82,6 +82,21 @@ func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
 	return err
 }
 
+// ReplacePasswordHash sets hash only while the stored hash is still old,
+// and reports whether it did. A sign-in's rehash uses it: an unconditional
+// write could land after a concurrent password change or reset and put the
+// old password back.
+func (s *Store) ReplacePasswordHash(ctx context.Context, id, old, hash string) (bool, error) {
+	res, err := s.db.NewUpdate().Model((*User)(nil)).
+		Set("password_hash = ?", hash).Set("updated_at = ?", time.Now().UTC()).
+		Where("id = ?", id).Where("password_hash = ?", old).Exec(ctx)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // Profile is a change to a user's public fields; nil fields stay as they
 // are. Image is a pointer to a pointer so that null can clear it.
 type Profile struct {
