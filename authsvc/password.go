@@ -339,17 +339,24 @@ func (d *deps) hashNew(r *http.Request, pw string) (string, error) {
 
 // checkCurrent verifies the user's current password: 400 INVALID_PASSWORD
 // when it does not match (Better Auth's answer on change-password and
-// delete-user).
+// delete-user). Each check counts against the account like a sign-in
+// (slowDown): a stolen session must not become an unthrottled oracle for
+// the password that would let it take the account over.
 func (d *deps) checkCurrent(r *http.Request, u *user.User, pw string) error {
+	if err := d.slowDown(r, u.Email); err != nil {
+		return err
+	}
 	hctx, cancel := d.hashCtx(r.Context())
 	defer cancel()
 	ok, _, err := d.hasher.Verify(hctx, pw, u.PasswordHash)
 	if err != nil {
+		d.signInUndecided(r, u.Email)
 		return busy(err)
 	}
 	if !ok {
 		return errInvalidPassword
 	}
+	d.signInSucceeded(r, u.Email)
 	return nil
 }
 

@@ -352,6 +352,40 @@ func TestSignInSlowsDownPerAccount(t *testing.T) {
 	}
 }
 
+// Checking the current password on change-password and delete-user counts
+// against the account like a sign-in, and shares its count: a stolen
+// session cannot guess the password any faster than a sign-in form can.
+func TestCurrentPasswordChecksSlowDownPerAccount(t *testing.T) {
+	t.Parallel()
+	in, _, _ := withRedis(t, testenv.RedisAddr(t), "LOG_LEVEL", "info",
+		"SIGNIN_DELAY_BASE", "20ms", "SIGNIN_DELAY_MAX", "80ms")
+	b := newBrowser(t, in)
+	b.signUp("holder@example.com", "sturdy-otter-42")
+	throttled := func() float64 { return metric(t, in, "authsvc_signin_throttled_total") }
+	base := throttled()
+	for i := range 4 {
+		r := b.do("POST", "/api/auth/change-password", map[string]any{"currentPassword": "guess-" + strconv.Itoa(i), "newPassword": "another-otter-43"})
+		if r.status != 400 || r.errCode(t) != "INVALID_PASSWORD" {
+			t.Fatalf("change-password with a wrong current password = %d %s", r.status, r.body)
+		}
+	}
+	if r := b.do("POST", "/api/auth/delete-user", map[string]any{"password": "guess-4"}); r.status != 400 {
+		t.Fatalf("delete-user with a wrong password = %d %s", r.status, r.body)
+	}
+	if got := throttled() - base; got != 0 {
+		t.Errorf("%v of the first 5 wrong guesses slowed, want 0", got)
+	}
+	b.do("POST", "/api/auth/change-password", map[string]any{"currentPassword": "guess-5", "newPassword": "another-otter-43"})
+	// The count is the sign-in's: the form is slowed too.
+	newBrowser(t, in).do("POST", "/api/auth/sign-in/email", map[string]any{"email": "holder@example.com", "password": "guess-6"})
+	if got := throttled() - base; got != 2 {
+		t.Errorf("%v of the 6th guess (change-password) and the 7th (sign-in) slowed, want 2", got)
+	}
+	if r := b.do("POST", "/api/auth/change-password", map[string]any{"currentPassword": "sturdy-otter-42", "newPassword": "another-otter-43"}); r.status != 200 {
+		t.Fatalf("change-password with the right current password = %d %s", r.status, r.body)
+	}
+}
+
 func TestCommonPasswordRejectedAtSignUp(t *testing.T) {
 	t.Parallel()
 	in := startDefault(t)
