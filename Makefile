@@ -86,11 +86,12 @@ fmt: ## gofmt -w every module
 	gofmt -w $(MODULES)
 
 # One side-by-side table from one run (bench/README.md): the fixed upstream
-# direct, a bare httputil proxy, nginx, our proxy per token kind, and the full
-# stack. ~5 min; writes bench/results/latest.{md,json}. BENCH_ARGS=-quick for
-# a one-minute smoke run that writes nothing.
+# direct, a bare httputil proxy, nginx, our proxy per token kind, both at
+# 2,000 connections and holding 10,000 idle ones, and the full stack. ~7 min
+# (7m12s on 2026-12-01); writes bench/results/latest.{md,json}.
+# BENCH_ARGS=-quick for a short smoke run that writes nothing.
 BENCH_ARGS ?=
-bench: build ## side-by-side load benchmark table (about 5 min; BENCH_ARGS=-quick)
+bench: build ## side-by-side load benchmark table (about 7 min; BENCH_ARGS=-quick)
 	cd bench && go run ./cmd/gatebench -bin ../bin $(BENCH_ARGS)
 
 # The Go micro-benchmarks (benchstat-friendly: -count 6).
