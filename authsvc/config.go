@@ -166,18 +166,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		e.Fail("SMTP_TIMEOUT", "want at most 1m: a request waits for the mail")
 	}
 	if c.RedisURL != "" {
-		// One server, Sentinel or Cluster (kit/redisx); its errors never
-		// quote the URL, which can hold a password.
-		rc, err := redisx.Parse(c.RedisURL, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: e.Getenv("REDIS_SENTINEL_PASSWORD")})
-		var ce *redisx.ConfigError
-		switch {
-		case errors.As(err, &ce):
-			e.Fail(ce.Var, ce.Msg)
-		case err != nil:
-			e.Fail("REDIS_URL", "not valid")
-		default:
-			c.Redis = rc
-		}
+		c.Redis = redisx.FromEnv(e, c.RedisURL, "") // one server, Sentinel or Cluster
 	}
 	if c.SignInDelayMax < c.SignInDelayBase {
 		e.Fail("SIGNIN_DELAY_MAX", "want at least SIGNIN_DELAY_BASE")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"time"
 
 	"gatehouse.dev/kit/envconf"
@@ -43,18 +42,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RedisPrefix:     e.Str("REDIS_PREFIX", "gatehouse:"),
 	}
 	if cfg.RedisURL != "" {
-		// The same forms as authsvc and the proxy (kit/redisx); its errors
-		// never quote the URL, which can hold a password.
-		rc, err := redisx.Parse(cfg.RedisURL, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: e.Getenv("REDIS_SENTINEL_PASSWORD")})
-		var ce *redisx.ConfigError
-		switch {
-		case errors.As(err, &ce):
-			e.Fail(ce.Var, ce.Msg)
-		case err != nil:
-			e.Fail("REDIS_URL", "not valid")
-		default:
-			cfg.Redis = rc
-		}
+		cfg.Redis = redisx.FromEnv(e, cfg.RedisURL, "") // the proxy's and authsvc's forms
 	}
 	if cfg.DatabaseURL == "" {
 		if _, ok := e.Lookup("DATABASE_URL"); !ok {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -134,15 +133,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 
 	// REDIS_URL: one server, Sentinel or Cluster (kit/redisx).
 	if v := optional("REDIS_URL", "redis://127.0.0.1:6379/0"); v != "" {
-		rc, err := redisx.Parse(v, redisx.Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: plain("REDIS_SENTINEL_PASSWORD")})
-		var ce *redisx.ConfigError
-		switch {
-		case errors.As(err, &ce):
-			e.Fail(ce.Var, ce.Msg+", or empty for in-process limiting")
-		case err != nil:
-			e.Fail("REDIS_URL", "not valid")
-		default:
-			c.RedisURL, c.Redis = v, rc
+		if c.Redis = redisx.FromEnv(e, v, ", or empty for in-process limiting"); c.Redis != nil {
+			c.RedisURL = v
 		}
 	}
 	if strings.ContainsAny(c.RevocationPrefix, " \t\r\n") {

@@ -58,6 +58,9 @@ func (r *Reader) Fail(key, want string) {
 	r.errs = append(r.errs, fmt.Errorf("%s: %s", key, want))
 }
 
+// Plain returns key's value exactly as set (a password keeps its spaces).
+func (r *Reader) Plain(key string) string { return r.Getenv(key) }
+
 // Str returns key's value, or def when it is unset or empty.
 func (r *Reader) Str(key, def string) string {
 	if v, ok := r.Lookup(key); ok {

@@ -97,6 +97,35 @@ func failCA(format string, a ...any) error {
 	return &ConfigError{"REDIS_CA_FILE", fmt.Sprintf(format, a...)}
 }
 
+// Env is what FromEnv needs of a configuration reader (kit/envconf.Reader).
+type Env interface {
+	Str(key, def string) string // trimmed value, or def
+	Plain(key string) string    // value as set
+	Fail(key, want string)      // record a problem
+}
+
+// FromEnv parses raw, the value of REDIS_URL, with REDIS_CA_FILE and
+// REDIS_SENTINEL_PASSWORD from e, the one way every service reads them. A
+// problem is recorded on e (never quoting the URL, which can hold a
+// password), with hint appended to REDIS_URL's message, and FromEnv
+// returns nil.
+func FromEnv(e Env, raw, hint string) *Config {
+	rc, err := Parse(raw, Extra{CAFile: e.Str("REDIS_CA_FILE", ""), SentinelPassword: e.Plain("REDIS_SENTINEL_PASSWORD")})
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Var == "REDIS_URL" {
+			ce.Msg += hint
+		}
+		e.Fail(ce.Var, ce.Msg)
+		return nil
+	case err != nil:
+		e.Fail("REDIS_URL", "not valid")
+		return nil
+	}
+	return rc
+}
+
 // Parse reads a REDIS_URL. It reads x.CAFile when the URL asks for TLS.
 func Parse(raw string, x Extra) (*Config, error) {
 	raw = strings.TrimSpace(raw)

@@ -191,3 +191,37 @@ func TestTLSRedis(t *testing.T) {
 		}
 	}
 }
+
+// fakeEnv records FromEnv's problems.
+type fakeEnv struct {
+	vars  map[string]string
+	fails []string
+}
+
+func (f *fakeEnv) Str(k, def string) string {
+	if v := f.vars[k]; v != "" {
+		return v
+	}
+	return def
+}
+func (f *fakeEnv) Plain(k string) string { return f.vars[k] }
+func (f *fakeEnv) Fail(k, want string)   { f.fails = append(f.fails, k+": "+want) }
+
+// FromEnv is how every service reads REDIS_URL: problems go to the reader,
+// the hint only on REDIS_URL's own message, and the URL is never quoted.
+func TestFromEnv(t *testing.T) {
+	e := &fakeEnv{}
+	if c := redisx.FromEnv(e, "redis://127.0.0.1:6379/0", " HINT"); c == nil || len(e.fails) != 0 {
+		t.Fatalf("good URL: config %v, problems %q", c, e.fails)
+	}
+	e = &fakeEnv{}
+	if c := redisx.FromEnv(e, "http://user:s3cret@host/", " HINT"); c != nil || len(e.fails) != 1 ||
+		!strings.HasPrefix(e.fails[0], "REDIS_URL: ") || !strings.HasSuffix(e.fails[0], " HINT") || strings.Contains(e.fails[0], "s3cret") {
+		t.Fatalf("bad URL: config %v, problems %q", c, e.fails)
+	}
+	e = &fakeEnv{vars: map[string]string{"REDIS_CA_FILE": "/nonexistent/ca.pem"}}
+	if c := redisx.FromEnv(e, "rediss://127.0.0.1:6380/0", " HINT"); c != nil || len(e.fails) != 1 ||
+		!strings.HasPrefix(e.fails[0], "REDIS_CA_FILE: ") || strings.HasSuffix(e.fails[0], " HINT") {
+		t.Fatalf("unreadable CA file: config %v, problems %q", c, e.fails)
+	}
+}
