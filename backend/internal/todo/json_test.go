@@ -45,8 +45,8 @@ func TestAppendJSON(t *testing.T) {
 		if got != want {
 			t.Errorf("title %q:\n got %+v\nwant %+v", title, got, want)
 		}
-		// encoding/json, which the single-todo endpoints use through
-		// MarshalJSON, reads the same.
+		// Through MarshalJSON (any caller that hands a Todo to
+		// encoding/json) the wire form is the same.
 		m, err := json.Marshal(td)
 		if err != nil {
 			t.Fatal(err)
