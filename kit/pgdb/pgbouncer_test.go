@@ -21,7 +21,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // Through PgBouncer in transaction mode (one server connection, so every
 // client shares it), pgx's default statement cache breaks — the failure
 // this package avoids — while a pool opened by pgdb.Open runs concurrent
-// queries with arguments and transactions without one error.
+// queries with arguments (through bun and through pgdb.Native) and
+// transactions without one error.
 func TestPgBouncerTransactionPooling(t *testing.T) {
 	t.Parallel()
 	pg := testenv.NewPostgres(t)
@@ -69,7 +70,7 @@ func TestPgBouncerTransactionPooling(t *testing.T) {
 			for i := range 40 {
 				k := fmt.Sprintf("w%d-%d", w, i)
 				var err error
-				switch i % 3 {
+				switch i % 4 {
 				case 0:
 					_, err = db.ExecContext(ctx, "INSERT INTO kv VALUES (?, ?)", k, i)
 				case 1:
@@ -84,6 +85,11 @@ func TestPgBouncerTransactionPooling(t *testing.T) {
 							_ = tx.Rollback()
 						}
 					}
+				case 3: // pgx's own API on the pool's connection, $n arguments
+					err = pgdb.Native(ctx, db, func(c *pgx.Conn) error {
+						var n int
+						return c.QueryRow(ctx, "SELECT count(*) FROM kv WHERE v >= $1 AND k <> $2", i, k).Scan(&n)
+					})
 				}
 				if err != nil {
 					mu.Lock()

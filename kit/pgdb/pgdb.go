@@ -180,3 +180,26 @@ func Unavailable(err error) bool {
 		strings.Contains(s, "unexpected EOF") || strings.Contains(s, "broken pipe") ||
 		strings.Contains(s, "connection reset") || pgconn.Timeout(err)
 }
+
+// Native runs fn on one connection of db's pool as pgx's own *pgx.Conn, for
+// the few queries that run on every request: there database/sql and bun cost
+// more than Postgres (a page of 50 todos: 255 µs per list through bun, 182
+// µs through pgx; BenchmarkListPath in backend/internal/todo). The
+// connection is the pool's, with the pool's settings (the simple protocol
+// unless DATABASE_URL names another default_query_exec_mode); fn must not keep
+// it after returning. A connection fn leaves broken is closed by pgx and
+// dropped by the pool.
+func Native(ctx context.Context, db *bun.DB, fn func(*pgx.Conn) error) error {
+	conn, err := db.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("pgdb: driver connection is %T, not pgx's", dc)
+		}
+		return fn(c.Conn())
+	})
+}

@@ -6,19 +6,22 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
+
+	"gatehouse.dev/kit/pgdb"
 )
 
 // Store hands out per-user views of the todo table. It has no query methods
 // of its own, and its handle never leaves this package.
-type Store struct{ db bun.IDB }
+type Store struct{ db *bun.DB }
 
-// NewStore returns a Store over db (*bun.DB, or a bun.Tx in tests).
-func NewStore(db bun.IDB) *Store { return &Store{db: db} }
+// NewStore returns a Store over db.
+func NewStore(db *bun.DB) *Store { return &Store{db: db} }
 
 // UserStore is one user's todos. Every query it runs is filtered by uid.
 type UserStore struct {
-	db  bun.IDB
+	db  *bun.DB
 	uid UserID
 }
 
@@ -59,13 +62,33 @@ const (
 )
 
 // List returns the user's todos oldest first (by id) and whether more remain.
+// It is the one query every page view runs, so it skips bun: pgx scans the
+// rows itself (pgdb.Native; bun and database/sql cost 255 µs per page of 50
+// against pgx's 182 µs, BenchmarkListPath). The statement is fixed text with
+// parameters, so a pool in cache_statement mode plans it once per connection.
 func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, error) {
 	limit := o.Limit
 	if limit <= 0 || limit > MaxLimit {
 		limit = DefaultLimit
 	}
+	query, args := s.listStatement(o, limit)
 	todos := make([]Todo, 0, limit+1)
-	if err := s.listQuery(&todos, o, limit).Scan(ctx); err != nil {
+	err := pgdb.Native(ctx, s.db, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t Todo
+			if err := rows.Scan(&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt); err != nil {
+				return err
+			}
+			todos = append(todos, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, false, err
 	}
 	more := len(todos) > limit
@@ -75,25 +98,46 @@ func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, erro
 	return todos, more, nil
 }
 
-// listQuery is one page: a range scan of the primary key (user_id, id)
+// listColumns are Todo's columns in the order List and Create scan them
+// (TestListColumnsAreTheModels keeps them in step with the bun model).
+const listColumns = "id, user_id, title, completed, created_at, updated_at"
+
+// The list statements: a range scan of the primary key (user_id, id)
 // starting at (uid, After), whatever the user's total or the table's size
-// (TestListUsesIndex, BenchmarkList).
-func (s *UserStore) listQuery(dst *[]Todo, o ListOptions, limit int) *bun.SelectQuery {
-	q := s.selectQ(dst).Where("?TableAlias.id > ?", o.After).OrderExpr("?TableAlias.id ASC").Limit(int64(limit + 1))
+// (TestListUsesIndex, BenchmarkList). The user is always $1.
+const (
+	listSQL        = "SELECT " + listColumns + " FROM todos WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+	listByStateSQL = "SELECT " + listColumns + " FROM todos WHERE user_id = $1 AND id > $2 AND completed = $4 ORDER BY id LIMIT $3"
+)
+
+// listStatement is one page's statement and arguments, limit+1 rows to
+// tell whether more remain.
+func (s *UserStore) listStatement(o ListOptions, limit int) (string, []any) {
 	if o.Completed != nil {
-		q = q.Where("?TableAlias.completed = ?", *o.Completed)
+		return listByStateSQL, []any{s.uid.id, o.After, limit + 1, *o.Completed}
 	}
-	return q
+	return listSQL, []any{s.uid.id, o.After, limit + 1}
 }
 
 // Create inserts a todo owned by this store's user. title must have passed
 // CleanTitle.
 func (s *UserStore) Create(ctx context.Context, title string, completed bool) (Todo, error) {
-	t := Todo{UserID: s.uid.id, Title: title, Completed: completed}
-	// The owner comes from s.uid, never from the caller.
-	_, err := s.db.NewInsert().Model(&t).ExcludeColumn("id", "created_at", "updated_at").Returning("*").Exec(ctx)
-	return t, err
+	// The owner comes from s.uid, never from the caller. Through pgx, as
+	// List: bun and database/sql cost more than the insert itself
+	// (BenchmarkCreatePath).
+	var t Todo
+	err := pgdb.Native(ctx, s.db, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, createSQL, s.uid.id, title, completed).
+			Scan(&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt)
+	})
+	if err != nil {
+		return Todo{}, err
+	}
+	return t, nil
 }
+
+// createSQL inserts one todo; id and the timestamps are the table's defaults.
+const createSQL = "INSERT INTO todos (user_id, title, completed) VALUES ($1, $2, $3) RETURNING " + listColumns
 
 // Get returns one of the user's todos, or ErrNotFound.
 func (s *UserStore) Get(ctx context.Context, id int64) (Todo, error) {

@@ -43,6 +43,7 @@ type config struct {
 	Perf        string        // row whose proxy is sampled with Linux perf during its measured runs
 	PprofOut    string        // where the CPU profiles go (pprof and perf)
 	ProxyEnv    []string      // extra KEY=VALUE for every run of our proxy (experiments)
+	BackendEnv  []string      // extra KEY=VALUE for the full stack's backend (experiments)
 	Quick       bool
 	KeepWorkDir bool
 }
@@ -73,6 +74,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)
 		}
 		c.ProxyEnv = append(c.ProxyEnv, v)
+		return nil
+	})
+	fs.Func("backend-env", "KEY=VALUE added to the full stack's backend environment, repeatable (experiments: -backend-env GOMAXPROCS=1)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		c.BackendEnv = append(c.BackendEnv, v)
 		return nil
 	})
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2s runs, 1s warm-up, 1 repetition, 20k tokens, and no files unless -out is given")

@@ -102,10 +102,10 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 	if err := s.auth.waitHTTP(ctx, "http://"+authAddr+"/readyz", http.StatusOK, 30*time.Second); err != nil {
 		return s, err
 	}
-	s.backend, err = startProc("backend", e.work, filepath.Join(e.cfg.Bin, "backend"), nil, []string{
+	s.backend, err = startProc("backend", e.work, filepath.Join(e.cfg.Bin, "backend"), nil, append([]string{
 		"BACKEND_ADDR=" + backAddr, "BACKEND_METRICS_ADDR=" + backMetrics,
 		"DATABASE_URL=" + pg.URL("todos"), "LOG_LEVEL=" + e.cfg.LogLevel,
-	})
+	}, e.cfg.BackendEnv...)) // last, so an experiment's value wins
 	if err != nil {
 		return s, err
 	}
