@@ -41,7 +41,7 @@ func newAPI(t *testing.T) string {
 	if err := pgdb.Migrate(context.Background(), db, migrations.FS, "backend", zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newServer(zap.NewNop(), httpx.NewMetrics("test"), newDeps(db, 5*time.Second)))
+	srv := httptest.NewServer(newServer(zap.NewNop(), httpx.NewMetrics("test"), newDeps(db, pgdb.NewHot(db, true, zap.NewNop()), 5*time.Second)))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -14,7 +14,7 @@ import (
 // todos, with no body) with a status documented for it.
 func TestAPIIsDocumented(t *testing.T) {
 	routes := &doccheck.Routes{}
-	addRoutes(routes, &deps{todos: todo.NewStore(nil), timeout: time.Second})
+	addRoutes(routes, &deps{todos: todo.NewStore(nil, nil), timeout: time.Second})
 	base := newAPI(t)
 	c := &http.Client{Timeout: 10 * time.Second}
 	doccheck.CheckAPI(t, "/api/v1/", routes, func(method, path string) int {

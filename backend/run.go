@@ -24,8 +24,8 @@ type deps struct {
 	timeout time.Duration // REQUEST_TIMEOUT: per-request bound on database work
 }
 
-func newDeps(db *bun.DB, timeout time.Duration) *deps {
-	return &deps{todos: todo.NewStore(db), ping: db.PingContext, lc: &httpx.Lifecycle{}, timeout: timeout}
+func newDeps(db *bun.DB, hot *pgdb.Hot, timeout time.Duration) *deps {
+	return &deps{todos: todo.NewStore(db, hot), ping: db.PingContext, lc: &httpx.Lifecycle{}, timeout: timeout}
 }
 
 // run is the whole program; main only calls it, with the process's
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return nil
 	}
 
-	d := newDeps(db, cfg.RequestTimeout)
+	d := newDeps(db, pgdb.NewHot(db, cfg.PreparedStatements, log), cfg.RequestTimeout)
 	metrics := httpx.NewMetrics("backend")
 	if cfg.Redis != nil {
 		rdb := cfg.Redis.NewClient(redisx.Options{})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,17 @@ func (r *Reader) Str(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// OneOf returns key's value, or def when it is unset or empty, and records
+// an error unless the value is one of allowed.
+func (r *Reader) OneOf(key, def string, allowed ...string) string {
+	v := r.Str(key, def)
+	if !slices.Contains(allowed, v) {
+		r.Fail(key, fmt.Sprintf("%q: want one of %s", v, strings.Join(allowed, ", ")))
+		return def
+	}
+	return v
 }
 
 // Addr returns key's value, or def when it is unset or empty, and records

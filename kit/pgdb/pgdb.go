@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -181,14 +182,67 @@ func Unavailable(err error) bool {
 		strings.Contains(s, "connection reset") || pgconn.Timeout(err)
 }
 
+// Hot runs the few fixed statements every request needs (the backend's list
+// and create) through pgx's own API, as prepared statements while it can:
+// Postgres then parses and plans each once per connection instead of once per
+// request (gatebench list50: Postgres 150 → 104 µs and the backend 239 → 194
+// µs of CPU per request; BenchmarkListPath: 166 → 94 µs per page).
+//
+// A prepared statement outlives its transaction, which PgBouncer's
+// transaction pooling cannot keep (before 1.21's max_prepared_statements):
+// the statement is prepared on one server connection and run on another
+// ("prepared statement … does not exist", 26000) or meets another client's
+// ("… already exists", 42P05). Either error means the statement did not run,
+// so Hot reruns it with the simple protocol and uses that from then on,
+// logging once. pgx names a statement after its SQL text, so a statement
+// found on a shared server connection is always the same statement. Hot is
+// never used inside a transaction.
+type Hot struct {
+	db      *bun.DB
+	log     *zap.Logger
+	prepare atomic.Bool
+}
+
+// NewHot returns a Hot over db; with prepare false every statement goes
+// with the simple protocol from the start (DB_PREPARED_STATEMENTS=off).
+func NewHot(db *bun.DB, prepare bool, log *zap.Logger) *Hot {
+	h := &Hot{db: db, log: log}
+	h.prepare.Store(prepare)
+	return h
+}
+
+// Preparing reports whether statements are still prepared.
+func (h *Hot) Preparing() bool { return h.prepare.Load() }
+
+// Run calls fn on one of the pool's connections with the mode fn must pass
+// as its query's first argument. fn may be called twice (after a pooler lost
+// the statement), so it must start from scratch each time.
+func (h *Hot) Run(ctx context.Context, fn func(c *pgx.Conn, mode pgx.QueryExecMode) error) error {
+	return Native(ctx, h.db, func(c *pgx.Conn) error {
+		if !h.prepare.Load() {
+			return fn(c, pgx.QueryExecModeSimpleProtocol)
+		}
+		err := fn(c, pgx.QueryExecModeCacheStatement)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "26000" && pe.Code != "42P05") {
+			return err
+		}
+		if h.prepare.CompareAndSwap(true, false) {
+			h.log.Warn("prepared statements do not survive between this service and Postgres (a pooler in transaction mode?): using the simple protocol from now on; DB_PREPARED_STATEMENTS=off says so from the start",
+				zap.String("sqlstate", pe.Code))
+		}
+		return fn(c, pgx.QueryExecModeSimpleProtocol)
+	})
+}
+
 // Native runs fn on one connection of db's pool as pgx's own *pgx.Conn, for
 // the few queries that run on every request: there database/sql and bun cost
-// more than Postgres (a page of 50 todos: 255 µs per list through bun, 182
-// µs through pgx; BenchmarkListPath in backend/internal/todo). The
-// connection is the pool's, with the pool's settings (the simple protocol
-// unless DATABASE_URL names another default_query_exec_mode); fn must not keep
-// it after returning. A connection fn leaves broken is closed by pgx and
-// dropped by the pool.
+// more than Postgres (a page of 50 todos: 228 µs through bun, 166 µs through
+// pgx; BenchmarkListPath in backend/internal/todo). The connection is the
+// pool's, with the pool's settings (the simple protocol unless DATABASE_URL
+// names another default_query_exec_mode); fn must not keep it after
+// returning. A connection fn leaves broken is closed by pgx and dropped by
+// the pool.
 func Native(ctx context.Context, db *bun.DB, fn func(*pgx.Conn) error) error {
 	conn, err := db.DB.Conn(ctx)
 	if err != nil {

@@ -23,6 +23,10 @@ func seededDB(t testing.TB, n int) *bun.DB {
 	return seedDB(t, openDB(t, testenv.Database(t)), n)
 }
 
+// newStore is a Store over db that prepares its statements, as in
+// production.
+func newStore(db *bun.DB) *Store { return NewStore(db, pgdb.NewHot(db, true, zap.NewNop())) }
+
 func openDB(t testing.TB, dsn string) *bun.DB {
 	t.Helper()
 	db, err := pgdb.Open(dsn, pgdb.Options{MaxOpenConns: 4})
@@ -56,40 +60,74 @@ func seedDB(t testing.TB, db *bun.DB, n int) *bun.DB {
 
 // The list query is a range scan of the (user_id, id) primary key starting
 // at the page's first row: it reads one page, however many rows the user or
-// the table has.
+// the table has. Checked both ways List sends it: with the simple protocol
+// (the arguments are in the text, so Postgres plans for these very values)
+// and prepared, where Postgres may settle on a generic plan for any values.
 func TestListUsesIndex(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	db := seededDB(t, 100_000)
-	us := NewStore(db).ForUser(mustUser(t, "big"))
+	us := newStore(db).ForUser(mustUser(t, "big"))
 	done := false
 	for _, o := range []ListOptions{{}, {After: 50_000}, {Completed: &done, Limit: 100}} {
-		// As List sends it: pgx's simple protocol puts the arguments in the
-		// text, so Postgres plans for these very values.
 		query, args := us.listStatement(o, 50)
-		var plan []string
-		err := pgdb.Native(context.Background(), db, func(c *pgx.Conn) error {
-			rows, err := c.Query(context.Background(), "EXPLAIN "+query, args...)
+		var custom, generic string
+		err := pgdb.Native(ctx, db, func(c *pgx.Conn) error {
+			var err error
+			if custom, err = explain(ctx, c, "EXPLAIN "+query, args...); err != nil {
+				return err
+			}
+			// A prepared statement's generic plan, forced, in a transaction
+			// that takes the setting with it.
+			tx, err := c.Begin(ctx)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					return err
-				}
-				plan = append(plan, line)
+			defer func() { _ = tx.Rollback(ctx) }()
+			if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+				return err
 			}
-			return rows.Err()
+			if _, err := tx.Exec(ctx, "PREPARE list_page AS "+query); err != nil {
+				return err
+			}
+			defer func() { _, _ = c.Exec(ctx, "DEALLOCATE list_page") }()
+			literals := []string{"'big'", fmt.Sprint(args[1]), fmt.Sprint(args[2])}
+			if len(args) > 3 {
+				literals = append(literals, fmt.Sprint(args[3]))
+			}
+			generic, err = explain(ctx, tx.Conn(), "EXPLAIN EXECUTE list_page("+strings.Join(literals, ", ")+")")
+			return err
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := strings.Join(plan, "\n")
-		if !strings.Contains(text, "Index Scan using todos_pkey") || !strings.Contains(text, "Index Cond: ((user_id = 'big'::text) AND (id > ") ||
-			strings.Contains(text, "Seq Scan") || strings.Contains(text, "Sort") {
-			t.Errorf("list %+v is not an ordered range scan of the (user_id, id) key:\n%s", o, text)
+		for _, p := range []struct{ kind, plan, cond string }{
+			{"simple-protocol", custom, "Index Cond: ((user_id = 'big'::text) AND (id > "},
+			{"generic (prepared)", generic, "Index Cond: ((user_id = $1) AND (id > $2))"},
+		} {
+			if !strings.Contains(p.plan, "Index Scan using todos_pkey") || !strings.Contains(p.plan, p.cond) ||
+				strings.Contains(p.plan, "Seq Scan") || strings.Contains(p.plan, "Sort") {
+				t.Errorf("list %+v, %s plan: not an ordered range scan of the (user_id, id) key:\n%s", o, p.kind, p.plan)
+			}
 		}
 	}
+}
+
+// explain returns the plan EXPLAIN prints, one line per row.
+func explain(ctx context.Context, c *pgx.Conn, sql string, args ...any) (string, error) {
+	rows, err := c.Query(ctx, sql, args...)
+	if err != nil {
+		return "", err
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		plan = append(plan, line)
+	}
+	return strings.Join(plan, "\n"), rows.Err()
 }
 
 // BenchmarkList shows a page costs the same for a user with 10 todos and
@@ -99,7 +137,7 @@ func BenchmarkList(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range []int{10, 1_000, 100_000} {
 		db := seededDB(b, n)
-		us := NewStore(db).ForUser(mustUser(b, "big"))
+		us := newStore(db).ForUser(mustUser(b, "big"))
 		var mid int64
 		if err := db.QueryRowContext(ctx, "SELECT min(id) + ? / 2 FROM todos WHERE user_id = 'big'", n).Scan(&mid); err != nil {
 			b.Fatal(err)
@@ -132,24 +170,17 @@ func TestListColumnsAreTheModels(t *testing.T) {
 	}
 }
 
-// BenchmarkListPath compares List (pgx scanning, pgdb.Native) with the same
-// page read through bun and database/sql, as List did before, and with a
-// pool whose DATABASE_URL asks for cache_statement (direct to Postgres only:
-// PgBouncer 1.18 in transaction mode breaks it, docs/production.md).
+// BenchmarkListPath compares List's two modes (statements prepared once per
+// connection, and the simple protocol a transaction pooler needs) with the
+// same page read through bun and database/sql, as List did before issue 18.
 func BenchmarkListPath(b *testing.B) {
 	ctx := context.Background()
-	dsn := testenv.Database(b)
-	db := seedDB(b, openDB(b, dsn), 50)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	cached := openDB(b, dsn+sep+"default_query_exec_mode=cache_statement")
+	db := seededDB(b, 50)
 	for _, p := range []struct {
-		name string
-		db   *bun.DB
-	}{{"pgx", db}, {"pgx-cache-statement", cached}} {
-		us := NewStore(p.db).ForUser(mustUser(b, "big"))
+		name    string
+		prepare bool
+	}{{"pgx-prepared", true}, {"pgx-simple", false}} {
+		us := NewStore(db, pgdb.NewHot(db, p.prepare, zap.NewNop())).ForUser(mustUser(b, "big"))
 		b.Run(p.name, func(b *testing.B) {
 			for b.Loop() {
 				if todos, _, err := us.List(ctx, ListOptions{}); err != nil || len(todos) != 50 {
@@ -175,7 +206,7 @@ func BenchmarkListPath(b *testing.B) {
 func BenchmarkCreatePath(b *testing.B) {
 	ctx := context.Background()
 	db := seededDB(b, 0)
-	us := NewStore(db).ForUser(mustUser(b, "writer"))
+	us := newStore(db).ForUser(mustUser(b, "writer"))
 	b.Run("pgx", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := us.Create(ctx, "benchmark todo", false); err != nil {

@@ -14,14 +14,18 @@ import (
 
 // Store hands out per-user views of the todo table. It has no query methods
 // of its own, and its handle never leaves this package.
-type Store struct{ db *bun.DB }
+type Store struct {
+	db  *bun.DB
+	hot *pgdb.Hot // List and Create, over the same pool
+}
 
-// NewStore returns a Store over db.
-func NewStore(db *bun.DB) *Store { return &Store{db: db} }
+// NewStore returns a Store over db; hot runs List and Create.
+func NewStore(db *bun.DB, hot *pgdb.Hot) *Store { return &Store{db: db, hot: hot} }
 
 // UserStore is one user's todos. Every query it runs is filtered by uid.
 type UserStore struct {
 	db  *bun.DB
+	hot *pgdb.Hot
 	uid UserID
 }
 
@@ -31,7 +35,7 @@ func (s *Store) ForUser(uid UserID) *UserStore {
 	if uid.IsZero() {
 		panic("todo: ForUser called with zero UserID")
 	}
-	return &UserStore{db: s.db, uid: uid}
+	return &UserStore{db: s.db, hot: s.hot, uid: uid}
 }
 
 // The scoped builders are the only NewSelect/NewUpdate/NewDelete calls.
@@ -63,9 +67,8 @@ const (
 
 // List returns the user's todos oldest first (by id) and whether more remain.
 // It is the one query every page view runs, so it skips bun: pgx scans the
-// rows itself (pgdb.Native; bun and database/sql cost 255 µs per page of 50
-// against pgx's 182 µs, BenchmarkListPath). The statement is fixed text with
-// parameters, so a pool in cache_statement mode plans it once per connection.
+// rows itself, and the statement is fixed text with parameters, prepared
+// once per connection where the pool allows (pgdb.Hot; BenchmarkListPath).
 func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, error) {
 	limit := o.Limit
 	if limit <= 0 || limit > MaxLimit {
@@ -73,8 +76,9 @@ func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, erro
 	}
 	query, args := s.listStatement(o, limit)
 	todos := make([]Todo, 0, limit+1)
-	err := pgdb.Native(ctx, s.db, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, query, args...)
+	err := s.hot.Run(ctx, func(c *pgx.Conn, mode pgx.QueryExecMode) error {
+		todos = todos[:0]
+		rows, err := c.Query(ctx, query, append([]any{mode}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -123,11 +127,10 @@ func (s *UserStore) listStatement(o ListOptions, limit int) (string, []any) {
 // CleanTitle.
 func (s *UserStore) Create(ctx context.Context, title string, completed bool) (Todo, error) {
 	// The owner comes from s.uid, never from the caller. Through pgx, as
-	// List: bun and database/sql cost more than the insert itself
-	// (BenchmarkCreatePath).
+	// List (BenchmarkCreatePath).
 	var t Todo
-	err := pgdb.Native(ctx, s.db, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, createSQL, s.uid.id, title, completed).
+	err := s.hot.Run(ctx, func(c *pgx.Conn, mode pgx.QueryExecMode) error {
+		return c.QueryRow(ctx, createSQL, mode, s.uid.id, title, completed).
 			Scan(&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt)
 	})
 	if err != nil {

@@ -18,7 +18,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newStore(t testing.TB) *todo.Store {
 	t.Helper()
-	return todo.NewStore(newDB(t))
+	db := newDB(t)
+	return todo.NewStore(db, pgdb.NewHot(db, true, zap.NewNop()))
 }
 
 // newDB is a migrated, empty database of the test's own.
@@ -85,7 +86,7 @@ func TestForUserZeroPanics(t *testing.T) {
 			t.Error("ForUser(zero UserID) did not panic; an unscoped view must be impossible")
 		}
 	}()
-	todo.NewStore(nil).ForUser(todo.UserID{})
+	todo.NewStore(nil, nil).ForUser(todo.UserID{})
 }
 
 func TestParseUserID(t *testing.T) {
