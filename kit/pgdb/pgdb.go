@@ -185,8 +185,8 @@ func Unavailable(err error) bool {
 // Hot runs the few fixed statements every request needs (the backend's list
 // and create) through pgx's own API, as prepared statements while it can:
 // Postgres then parses and plans each once per connection instead of once per
-// request (gatebench list50: Postgres 150 → 104 µs and the backend 239 → 194
-// µs of CPU per request; BenchmarkListPath: 166 → 94 µs per page).
+// request (BenchmarkListPath: 188 → 117 µs per page of 50; gatebench list50,
+// with pgx scanning: Postgres 168–190 → 69–84 µs of CPU per request).
 //
 // A prepared statement outlives its transaction, which PgBouncer's
 // transaction pooling cannot keep (before 1.21's max_prepared_statements):
