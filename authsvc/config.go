@@ -72,9 +72,9 @@ type config struct {
 	RequireEmailVerification bool
 	// Reset and verification mails per hour, per recipient and per client IP.
 	MailPerEmail, MailPerIP int
-	// MailAnswerFloor is the least time request-password-reset and
-	// send-verification-email take, so an unknown email (no mail sent)
-	// answers as late as a known one.
+	// MailAnswerFloor is the least time request-password-reset,
+	// send-verification-email and (with RequireEmailVerification) sign-up
+	// take, so an email that gets no mail answers as late as one that does.
 	MailAnswerFloor time.Duration
 }
 

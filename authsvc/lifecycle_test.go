@@ -277,6 +277,31 @@ func TestEmailVerificationRequired(t *testing.T) {
 	}
 }
 
+// With verification required, a sign-up for a taken email answers like a
+// new one in body (above) and in time: neither answers before
+// MAIL_ANSWER_FLOOR, although only the new account waits for a mail (the
+// taken one answered in the time of its password hash alone, which told
+// anyone timing it which addresses have accounts).
+func TestSignUpTimingHidesTakenEmails(t *testing.T) {
+	t.Parallel()
+	const floor = 400 * time.Millisecond
+	in, _, _, _ := withMail(t, "REQUIRE_EMAIL_VERIFICATION", "true", "MAIL_ANSWER_FLOOR", floor.String())
+	signUp := func(email string) time.Duration {
+		start := time.Now()
+		r := newBrowser(t, in).do("POST", "/api/auth/sign-up/email", map[string]any{"name": "T", "email": email, "password": "timing-password-1"})
+		took := time.Since(start)
+		if r.status != 200 || !strings.Contains(string(r.body), `"token":null`) {
+			t.Fatalf("sign-up %s: %d %s", email, r.status, r.body)
+		}
+		return took
+	}
+	fresh := signUp("timing.new@example.test")
+	taken := signUp("timing.new@example.test")
+	if fresh < floor || taken < floor {
+		t.Errorf("sign-up answered a new email in %v and a taken one in %v; want both no sooner than MAIL_ANSWER_FLOOR (%v)", fresh, taken, floor)
+	}
+}
+
 // TestMailQuotaPerEmail: the third mail to one address in an hour is 429,
 // for unknown addresses alike.
 func TestMailQuotaPerEmail(t *testing.T) {

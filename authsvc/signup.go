@@ -105,6 +105,7 @@ func handleSignUpEmail(d *deps, guard *originGuard) http.Handler {
 }
 
 func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard) (outcome string, err error) {
+	start := time.Now()
 	q, err := decode[signUpRequest](w, r, false)
 	if err == nil {
 		err = q.valid()
@@ -155,8 +156,11 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		// Better Auth's generic duplicate answer: with verification
 		// required, a taken email looks exactly like a new account (a
 		// made-up user, no token), so sign-up cannot test which exist.
+		// Nor can its timing: a new account's answer waits for its mail,
+		// so both answer no sooner than MAIL_ANSWER_FLOOR.
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		fake := &user.User{ID: session.NewID(), Name: u.Name, Email: email, Image: u.Image, CreatedAt: now, UpdatedAt: now}
+		d.answerFloor(r.Context(), start)
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(fake)})
 		return "exists", nil
 	}
@@ -178,6 +182,7 @@ func signUp(w http.ResponseWriter, r *http.Request, d *deps, guard *originGuard)
 		if err := d.mailVerification(r, u, callback); err != nil {
 			httpx.LogFrom(r.Context()).Warn("verification mail at sign-up not sent", zap.Error(err))
 		}
+		d.answerFloor(r.Context(), start)
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"token": nil, "user": userView(u)})
 		return "created_unverified", nil
 	}
