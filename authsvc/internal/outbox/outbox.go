@@ -168,7 +168,7 @@ func (r *Relay) deliver(ctx context.Context) (int, error) {
 			return perr // rolled back: the rows stay for the next round
 		}
 		sent = len(ids)
-		_, err = tx.NewDelete().Model((*Event)(nil)).Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		_, err = tx.NewDelete().Model((*Event)(nil)).Where("id IN (?)", bun.List(ids)).Exec(ctx)
 		return err
 	})
 	return sent, err
