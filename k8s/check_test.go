@@ -358,7 +358,9 @@ func checkReferences(m *manifests, o overlay) []string {
 				if e.ValueFrom == nil {
 					continue
 				}
-				if r := e.ValueFrom.SecretKeyRef; r != nil {
+				// An optional reference may name a Secret the operator
+				// has not created (mail, until it is set up).
+				if r := e.ValueFrom.SecretKeyRef; r != nil && (r.Optional == nil || !*r.Optional) {
 					secret(where, r.Name, r.Key)
 				}
 				if r := e.ValueFrom.ConfigMapKeyRef; r != nil {

@@ -114,6 +114,13 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"missing secret", func(m *manifests) {
 			container(m, "authsvc", "authsvc").Env[1].ValueFrom.SecretKeyRef.Name = "nope"
 		}, `Secret "nope" does not exist`},
+		{"mail secret required", func(m *manifests) {
+			for _, e := range container(m, "authsvc", "authsvc").Env {
+				if e.Name == "SMTP_URL" {
+					*e.ValueFrom.SecretKeyRef.Optional = false
+				}
+			}
+		}, `Secret "smtp" does not exist`},
 		{"missing configmap key", func(m *manifests) {
 			container(m, "todo", "proxy").Env[0].ValueFrom.ConfigMapKeyRef.Key = "NOPE"
 		}, `has no key "NOPE"`},
