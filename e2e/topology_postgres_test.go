@@ -25,9 +25,10 @@ import (
 // every acknowledged todo stored once. Afterwards every server connection
 // still has the default session state: nothing was SET for a session and
 // left for the next client. The backend runs as docs/production.md says to
-// behind such a pooler, DB_PREPARED_STATEMENTS=off (the default, auto, also
-// works there but leaves its first prepared statements on the server
-// connections it met: kit/pgdb TestHotFallsBackBehindPgBouncer).
+// behind such a pooler, DB_PREPARED_STATEMENTS=off: the default, auto, also
+// works there (kit/pgdb TestHotFallsBackBehindPgBouncer), but the statements
+// it prepared before falling back stay on the server connections they
+// reached, which the check below would report.
 func TestTopologyPgBouncer(t *testing.T) {
 	t.Parallel()
 	pg := testenv.NewPostgres(t)

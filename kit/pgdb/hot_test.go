@@ -3,6 +3,7 @@ package pgdb_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,12 +63,14 @@ func hotLoad(t *testing.T, ctx context.Context, db *bun.DB, h *pgdb.Hot) []strin
 		}()
 	}
 	wg.Wait()
-	var rows, distinct int
-	if err := db.QueryRowContext(ctx, "SELECT count(*), count(DISTINCT (w, i)) FROM hot").Scan(&rows, &distinct); err != nil {
+	// (w, i) is the key: an insert run twice fails with 23505 and counts
+	// among the failures; one lost would leave fewer rows than acknowledged.
+	var rows int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM hot").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	if rows != len(acked) || distinct != rows {
-		t.Errorf("%d inserts acknowledged, table has %d rows (%d distinct)", len(acked), rows, distinct)
+	if rows != len(acked) {
+		t.Errorf("%d inserts acknowledged, table has %d rows", len(acked), rows)
 	}
 	return failures
 }
@@ -92,7 +95,7 @@ func TestHotPreparesDirect(t *testing.T) {
 	}
 	var prepared int
 	err = h.Run(ctx, func(c *pgx.Conn, _ pgx.QueryExecMode) error {
-		return c.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%FROM hot%'", pgx.QueryExecModeSimpleProtocol).Scan(&prepared)
+		return c.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%hot%'", pgx.QueryExecModeSimpleProtocol).Scan(&prepared)
 	})
 	if err != nil || prepared == 0 {
 		t.Errorf("the connection holds %d prepared statements of the load (err %v); want them prepared", prepared, err)
@@ -127,5 +130,31 @@ func TestHotFallsBackBehindPgBouncer(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("simple protocol").Len(); n != 1 {
 		t.Errorf("%d warnings about the fallback, want 1", n)
+	}
+}
+
+// With pgx's statement cache turned off in DATABASE_URL there is nothing to
+// prepare into: Hot sends the simple protocol rather than fail every call.
+func TestHotWithoutStatementCache(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := testenv.Database(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	db, err := pgdb.Open(dsn+sep+"statement_cache_capacity=0", pgdb.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := pgdb.NewHot(db, true, zap.NewNop())
+	var n int
+	err = h.Run(ctx, func(c *pgx.Conn, mode pgx.QueryExecMode) error {
+		return c.QueryRow(ctx, "SELECT $1::int + 1", mode, 41).Scan(&n)
+	})
+	if err != nil || n != 42 {
+		t.Fatalf("Hot without a statement cache: %d, %v", n, err)
 	}
 }

@@ -211,7 +211,9 @@ func NewHot(db *bun.DB, prepare bool, log *zap.Logger) *Hot {
 	return h
 }
 
-// Preparing reports whether statements are still prepared.
+// Preparing reports whether statements are still prepared. The fallback is
+// for the life of the process: one lost statement (behind a pooler, or a
+// DEALLOCATE ALL by hand) turns preparing off until a restart.
 func (h *Hot) Preparing() bool { return h.prepare.Load() }
 
 // Run calls fn on one of the pool's connections with the mode fn must pass
@@ -219,7 +221,9 @@ func (h *Hot) Preparing() bool { return h.prepare.Load() }
 // the statement), so it must start from scratch each time.
 func (h *Hot) Run(ctx context.Context, fn func(c *pgx.Conn, mode pgx.QueryExecMode) error) error {
 	return Native(ctx, h.db, func(c *pgx.Conn) error {
-		if !h.prepare.Load() {
+		// statement_cache_capacity=0 in DATABASE_URL leaves pgx no cache to
+		// prepare into: it would refuse every statement.
+		if !h.prepare.Load() || c.Config().StatementCacheCapacity == 0 {
 			return fn(c, pgx.QueryExecModeSimpleProtocol)
 		}
 		err := fn(c, pgx.QueryExecModeCacheStatement)

@@ -69,33 +69,34 @@ func TestListUsesIndex(t *testing.T) {
 	db := seededDB(t, 100_000)
 	us := newStore(db).ForUser(mustUser(t, "big"))
 	done := false
-	for _, o := range []ListOptions{{}, {After: 50_000}, {Completed: &done, Limit: 100}} {
+	for i, o := range []ListOptions{{}, {After: 50_000}, {Completed: &done, Limit: 100}} {
 		query, args := us.listStatement(o, 50)
 		var custom, generic string
+		name := fmt.Sprintf("list_page_%d", i) // one per case: a failed case leaves nothing in the next one's way
 		err := pgdb.Native(ctx, db, func(c *pgx.Conn) error {
 			var err error
 			if custom, err = explain(ctx, c, "EXPLAIN "+query, args...); err != nil {
 				return err
 			}
 			// A prepared statement's generic plan, forced, in a transaction
-			// that takes the setting with it.
+			// that takes the setting with it. PREPARE outlives the
+			// transaction, so the statement is deallocated after it.
 			tx, err := c.Begin(ctx)
 			if err != nil {
 				return err
 			}
-			defer func() { _ = tx.Rollback(ctx) }()
-			if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-				return err
+			_, err = tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan")
+			if err == nil {
+				if _, err = tx.Exec(ctx, "PREPARE "+name+" AS "+query); err == nil {
+					literals := []string{"'big'", fmt.Sprint(args[1]), fmt.Sprint(args[2])}
+					if len(args) > 3 {
+						literals = append(literals, fmt.Sprint(args[3]))
+					}
+					generic, err = explain(ctx, tx.Conn(), "EXPLAIN EXECUTE "+name+"("+strings.Join(literals, ", ")+")")
+				}
 			}
-			if _, err := tx.Exec(ctx, "PREPARE list_page AS "+query); err != nil {
-				return err
-			}
-			defer func() { _, _ = c.Exec(ctx, "DEALLOCATE list_page") }()
-			literals := []string{"'big'", fmt.Sprint(args[1]), fmt.Sprint(args[2])}
-			if len(args) > 3 {
-				literals = append(literals, fmt.Sprint(args[3]))
-			}
-			generic, err = explain(ctx, tx.Conn(), "EXPLAIN EXECUTE list_page("+strings.Join(literals, ", ")+")")
+			_ = tx.Rollback(ctx)
+			_, _ = c.Exec(ctx, "DEALLOCATE "+name)
 			return err
 		})
 		if err != nil {
