@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -198,9 +199,10 @@ func Unavailable(err error) bool {
 // found on a shared server connection is always the same statement. Hot is
 // never used inside a transaction.
 type Hot struct {
-	db      *bun.DB
-	log     *zap.Logger
-	prepare atomic.Bool
+	db           *bun.DB
+	log          *zap.Logger
+	prepare      atomic.Bool
+	cacheChecked sync.Once // the pool's statement cache looked at (Run)
 }
 
 // NewHot returns a Hot over db; with prepare false every statement goes
@@ -222,8 +224,14 @@ func (h *Hot) Preparing() bool { return h.prepare.Load() }
 func (h *Hot) Run(ctx context.Context, fn func(c *pgx.Conn, mode pgx.QueryExecMode) error) error {
 	return Native(ctx, h.db, func(c *pgx.Conn) error {
 		// statement_cache_capacity=0 in DATABASE_URL leaves pgx no cache to
-		// prepare into: it would refuse every statement.
-		if !h.prepare.Load() || c.Config().StatementCacheCapacity == 0 {
+		// prepare into: it would refuse every statement. Every connection of
+		// the pool has the same setting, and Config copies it: look once.
+		h.cacheChecked.Do(func() {
+			if c.Config().StatementCacheCapacity == 0 {
+				h.prepare.Store(false)
+			}
+		})
+		if !h.prepare.Load() {
 			return fn(c, pgx.QueryExecModeSimpleProtocol)
 		}
 		err := fn(c, pgx.QueryExecModeCacheStatement)

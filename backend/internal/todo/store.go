@@ -85,7 +85,7 @@ func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, erro
 		defer rows.Close()
 		for rows.Next() {
 			var t Todo
-			if err := rows.Scan(&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt); err != nil {
+			if err := rows.Scan(t.columns()...); err != nil {
 				return err
 			}
 			todos = append(todos, t)
@@ -103,8 +103,14 @@ func (s *UserStore) List(ctx context.Context, o ListOptions) ([]Todo, bool, erro
 }
 
 // listColumns are Todo's columns in the order List and Create scan them
-// (TestListColumnsAreTheModels keeps them in step with the bun model).
+// into columns (TestListColumnsAreTheModels keeps them in step with the bun
+// model).
 const listColumns = "id, user_id, title, completed, created_at, updated_at"
+
+// columns are t's fields in listColumns' order, for Scan.
+func (t *Todo) columns() []any {
+	return []any{&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt}
+}
 
 // The list statements: a range scan of the primary key (user_id, id)
 // starting at (uid, After), whatever the user's total or the table's size
@@ -130,8 +136,7 @@ func (s *UserStore) Create(ctx context.Context, title string, completed bool) (T
 	// List (BenchmarkCreatePath).
 	var t Todo
 	err := s.hot.Run(ctx, func(c *pgx.Conn, mode pgx.QueryExecMode) error {
-		return c.QueryRow(ctx, createSQL, mode, s.uid.id, title, completed).
-			Scan(&t.ID, &t.UserID, &t.Title, &t.Completed, &t.CreatedAt, &t.UpdatedAt)
+		return c.QueryRow(ctx, createSQL, mode, s.uid.id, title, completed).Scan(t.columns()...)
 	})
 	if err != nil {
 		return Todo{}, err

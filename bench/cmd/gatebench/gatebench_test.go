@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
@@ -114,5 +115,22 @@ func TestFetchProfile(t *testing.T) {
 	if err := fetchProfile(context.Background(), srv.URL+"/nothing", time.Second, path); err == nil ||
 		!strings.Contains(err.Error(), "PPROF=1") {
 		t.Errorf("404 from the proxy: err = %v, want one naming PPROF=1", err)
+	}
+}
+
+// The experiment flags keep every KEY=VALUE in order and refuse one
+// without a key or an '='.
+func TestEnvFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-proxy-env", "GOGC=50", "-backend-env", "DB_MAX_CONNS=4", "-proxy-env", "A=b=c"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.ProxyEnv, " ") != "GOGC=50 A=b=c" || strings.Join(c.BackendEnv, " ") != "DB_MAX_CONNS=4" {
+		t.Errorf("proxy env %q, backend env %q", c.ProxyEnv, c.BackendEnv)
+	}
+	for _, bad := range [][]string{{"-proxy-env", "GOGC"}, {"-backend-env", "=4"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil || !strings.Contains(err.Error(), "want KEY=VALUE") {
+			t.Errorf("%q: error %v, want one saying KEY=VALUE", bad, err)
+		}
 	}
 }

@@ -132,16 +132,20 @@ func dialAndRequest(ctx context.Context, host string, raw []byte) (net.Conn, err
 }
 
 // rss is the sum of VmRSS (resident now, not the peak) over pids.
-func rss(pids []int) (int64, error) {
+func rss(pids []int) (int64, error) { return statusSum(pids, "VmRSS:") }
+
+// statusSum adds up one "Name:   123 kB" field of /proc/<pid>/status over
+// pids, in bytes.
+func statusSum(pids []int, field string) (int64, error) {
 	var total int64
 	for _, pid := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 		if err != nil {
 			return 0, err
 		}
-		v, ok := statusField(string(b), "VmRSS:")
+		v, ok := statusField(string(b), field)
 		if !ok {
-			return 0, fmt.Errorf("VmRSS missing from /proc/%d/status", pid)
+			return 0, fmt.Errorf("%s missing from /proc/%d/status", strings.TrimSuffix(field, ":"), pid)
 		}
 		total += v
 	}

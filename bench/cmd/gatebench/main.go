@@ -48,6 +48,17 @@ type config struct {
 	KeepWorkDir bool
 }
 
+// envFlag appends each KEY=VALUE given to a repeatable flag to dst.
+func envFlag(dst *[]string) func(string) error {
+	return func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		*dst = append(*dst, v)
+		return nil
+	}
+}
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("gatebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,20 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Pprof, "pprof", "", "row id of one of our proxy's rows: run its proxy with PPROF=1 on a metrics listener and save a CPU profile of each measured run")
 	fs.StringVar(&c.Perf, "perf", "", "row id of one of our proxy's rows: record its proxy with `perf record -g` during each measured run (works without PPROF support; needs linux-perf)")
 	fs.StringVar(&c.PprofOut, "pprof-out", "results/profiles", "directory for -pprof and -perf profiles (git-ignored)")
-	fs.Func("proxy-env", "KEY=VALUE added to our proxy's environment, repeatable (experiments: -proxy-env GOMEMLIMIT=64MiB runs the old fixed soft limit)", func(v string) error {
-		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
-			return fmt.Errorf("want KEY=VALUE, got %q", v)
-		}
-		c.ProxyEnv = append(c.ProxyEnv, v)
-		return nil
-	})
-	fs.Func("backend-env", "KEY=VALUE added to the full stack's backend environment, repeatable (experiments: -backend-env GOMAXPROCS=1)", func(v string) error {
-		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
-			return fmt.Errorf("want KEY=VALUE, got %q", v)
-		}
-		c.BackendEnv = append(c.BackendEnv, v)
-		return nil
-	})
+	fs.Func("proxy-env", "KEY=VALUE added to our proxy's environment, repeatable (experiments: -proxy-env GOMEMLIMIT=64MiB runs the old fixed soft limit)", envFlag(&c.ProxyEnv))
+	fs.Func("backend-env", "KEY=VALUE added to the full stack's backend environment, repeatable (experiments: -backend-env GOMAXPROCS=1)", envFlag(&c.BackendEnv))
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2s runs, 1s warm-up, 1 repetition, 20k tokens, and no files unless -out is given")
 	fs.BoolVar(&c.KeepWorkDir, "keep", false, "keep the work directory (process logs, Lua scripts, configs)")
 	if err := fs.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -199,21 +198,7 @@ func cpuDelta(before, after cpuSample) float64 {
 }
 
 // peakRSS returns the sum of VmHWM (peak resident set) over pids, in bytes.
-func peakRSS(pids []int) (int64, error) {
-	var total int64
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-		if err != nil {
-			return 0, err
-		}
-		v, ok := statusField(string(b), "VmHWM:")
-		if !ok {
-			return 0, errors.New("VmHWM missing from /proc/" + strconv.Itoa(pid) + "/status")
-		}
-		total += v
-	}
-	return total, nil
-}
+func peakRSS(pids []int) (int64, error) { return statusSum(pids, "VmHWM:") }
 
 // treePIDs returns root and its descendants.
 func treePIDs(root int) []int {
