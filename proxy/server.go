@@ -14,6 +14,7 @@ import (
 
 	"gatehouse.dev/kit/httpx"
 	"gatehouse.dev/proxy/internal/clientip"
+	"gatehouse.dev/proxy/internal/h1"
 	"gatehouse.dev/proxy/internal/pathclass"
 	"gatehouse.dev/proxy/internal/ratelimit"
 	"gatehouse.dev/proxy/internal/revoke"
@@ -38,7 +39,7 @@ type server struct {
 	table      atomic.Pointer[routeTable]
 	reloadMu   sync.Mutex // one reload at a time; guards routesData and transports
 	routesData []byte     // the bytes table was built from
-	transports map[transportKey]*http.Transport
+	transports map[transportKey]*h1.Transport
 
 	handler, verifyHandler http.Handler
 }
@@ -66,7 +67,7 @@ type deps struct {
 //     route's steps (routes.go, or the routes file's table).
 func newServer(cfg config, d deps) *server {
 	s := &server{cfg: cfg, log: d.log, m: d.m, verifier: d.verifier, limiter: d.limiter, revoked: d.revoked, lc: d.lc,
-		cookieNames: token.CookieNames(cfg.CookiePrefix), transports: map[transportKey]*http.Transport{}}
+		cookieNames: token.CookieNames(cfg.CookiePrefix), transports: map[transportKey]*h1.Transport{}}
 	s.routes = s.addRoutes(true)
 	s.verifies = s.addRoutes(false)
 	if cfg.RoutesFile != "" {

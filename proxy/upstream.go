@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"gatehouse.dev/kit/httpx"
+	"gatehouse.dev/proxy/internal/h1"
 	"gatehouse.dev/proxy/internal/headers"
 )
 
@@ -58,7 +59,7 @@ type transportKey struct {
 
 // transportFor returns the pool for target and timeout, creating it once.
 // Callers hold s.reloadMu or run before the server starts.
-func (s *server) transportFor(target *url.URL, timeout time.Duration) *http.Transport {
+func (s *server) transportFor(target *url.URL, timeout time.Duration) *h1.Transport {
 	k := transportKey{target.String(), timeout}
 	if t, ok := s.transports[k]; ok {
 		return t
@@ -68,23 +69,39 @@ func (s *server) transportFor(target *url.URL, timeout time.Duration) *http.Tran
 	return t
 }
 
+// maxResponseHeaderBytes bounds an upstream's response header (Go's server
+// allows a request header the same).
+const maxResponseHeaderBytes = 1 << 20
+
 // newTransport is the connection pool to one upstream: keep-alive sized for
 // a sidecar under load, bounded dial and handshake, and UPSTREAM_TIMEOUT for
 // the response headers (a stream may take longer once it has started).
-func newTransport(timeout time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:                 nil, // upstreams are local; never honour HTTP_PROXY here
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: timeout,
-		// Upstreams are plain http:// on loopback or in the pod: HTTP/2
-		// would need TLS, so do not set up for it.
-		ForceAttemptHTTP2:  false,
-		DisableCompression: true, // pass Accept-Encoding and bodies through untouched
+// Bodiless GETs and HEADs, nearly all of an API's reads, run on the
+// request's own goroutine (h1); the rest go through net/http's Transport.
+func newTransport(timeout time.Duration) *h1.Transport {
+	dial := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	const maxIdle, idleTimeout = 512, 90 * time.Second
+	return &h1.Transport{
+		Dial:                   dial,
+		ResponseHeaderTimeout:  timeout,
+		IdleConnTimeout:        idleTimeout,
+		MaxIdleConns:           maxIdle,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		Fallback: &http.Transport{
+			Proxy:                  nil, // upstreams are local; never honour HTTP_PROXY here
+			DialContext:            dial,
+			MaxIdleConns:           2 * maxIdle,
+			MaxIdleConnsPerHost:    maxIdle,
+			IdleConnTimeout:        idleTimeout,
+			TLSHandshakeTimeout:    5 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: maxResponseHeaderBytes,
+			// Upstreams are plain http:// on loopback or in the pod: HTTP/2
+			// would need TLS, so do not set up for it.
+			ForceAttemptHTTP2:  false,
+			DisableCompression: true, // pass Accept-Encoding and bodies through untouched
+		},
 	}
 }
 

@@ -1,0 +1,427 @@
+// Package h1 is a connection pool for plain-HTTP upstreams that runs a
+// request on the calling goroutine: it writes the request, reads the
+// response on the same connection and takes the connection back once the
+// response body has been read to its end.
+//
+// Why not only net/http's Transport: it gives every connection a reader and
+// a writer goroutine, so each proxied request is handed between goroutines
+// four times, and on a small machine those wake-ups cost the proxy more CPU
+// than reading and writing the bytes (gatebench's bare rows measure both).
+// The wire format stays net/http's: Request.Write writes the request exactly
+// as Transport does, and ReadResponse parses the answer (content length,
+// chunked bodies, trailers, HEAD, 1xx). This package owns only the
+// connections. It takes requests with no body or a small one of declared
+// length; everything else — a body of unknown or large size, Expect:
+// 100-continue, an upgrade, https, CONNECT — goes to Fallback, which writes
+// a body while it reads the answer, and so keeps Transport's handling of
+// early answers to long uploads and of protocol switches.
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Transport is an http.RoundTripper. The zero value is not usable: Fallback
+// is required. Its fields must not change once it is in use.
+type Transport struct {
+	// Fallback carries every request RoundTrip does not run itself.
+	Fallback http.RoundTripper
+
+	// Dial opens a connection; nil uses a net.Dialer with a 5 s timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ResponseHeaderTimeout bounds the time from the end of the request
+	// (a slow client's upload does not count) to the end of the response
+	// header; zero means no limit. The response body may take longer (a
+	// stream has no end).
+	ResponseHeaderTimeout time.Duration
+
+	// IdleConnTimeout closes a kept-alive connection idle for longer; zero
+	// means 90 s.
+	IdleConnTimeout time.Duration
+
+	// MaxIdleConns bounds the kept-alive connections per address; zero
+	// means 512.
+	MaxIdleConns int
+
+	// MaxResponseHeaderBytes bounds the response header, 1xx responses
+	// included; zero means 1 MiB.
+	MaxResponseHeaderBytes int64
+
+	mu   sync.Mutex
+	idle map[string][]*conn // per address; the newest last
+}
+
+// MaxBody is the largest request body RoundTrip writes itself. A body that
+// fits in the socket buffers is written at once even by an upstream that
+// answers before reading it.
+const MaxBody = 64 << 10
+
+// takes reports whether RoundTrip runs r itself: plain HTTP, no body or one
+// of declared length up to MaxBody, no upgrade or Expect, and header fields
+// net/http would send. A request with an invalid field goes to Fallback,
+// which refuses it with Transport's own error.
+func takes(r *http.Request) bool {
+	if r.URL == nil || r.URL.Scheme != "http" || r.URL.Host == "" ||
+		r.Method == http.MethodConnect || len(r.TransferEncoding) != 0 || r.Close {
+		return false
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		if r.ContentLength != 0 {
+			return false
+		}
+	} else if r.ContentLength <= 0 || r.ContentLength > MaxBody {
+		return false
+	}
+	if _, ok := r.Header["Upgrade"]; ok {
+		return false
+	}
+	if _, ok := r.Header["Expect"]; ok {
+		return false
+	}
+	for k, vv := range r.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return false
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !takes(r) {
+		return t.Fallback.RoundTrip(r)
+	}
+	ctx := r.Context()
+	addr := r.URL.Host
+	if r.URL.Port() == "" {
+		addr = net.JoinHostPort(r.URL.Hostname(), "80")
+	}
+	replayable := r.Body == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions)
+	for retried := false; ; retried = true {
+		c, reused, err := t.conn(ctx, addr)
+		if err != nil {
+			if r.Body != nil {
+				r.Body.Close() // a RoundTripper always closes the body
+			}
+			return nil, err
+		}
+		resp, err := c.roundTrip(r)
+		if err == nil {
+			return resp, nil
+		}
+		// A kept-alive connection the upstream closed just as it was
+		// taken fails before any byte of an answer arrives. A bodiless
+		// GET, HEAD or OPTIONS may be sent again, once, on a new
+		// connection (RFC 9110 section 9.2.2, and what Transport does); a
+		// timeout or a partial answer is not retried.
+		var ne net.Error
+		if !replayable || !reused || retried || c.got > 0 || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil, err
+		}
+	}
+}
+
+// CloseIdleConnections closes the kept-alive connections, and Fallback's.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, cs := range idle {
+		for _, c := range cs {
+			c.nc.Close()
+		}
+	}
+	if ci, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// conn returns a kept-alive connection to addr that is still open and has
+// sent nothing unasked, or a new one.
+func (t *Transport) conn(ctx context.Context, addr string) (c *conn, reused bool, err error) {
+	for {
+		c = t.take(addr)
+		if c == nil {
+			break
+		}
+		if quiet(c.nc) {
+			return c, true, nil
+		}
+		// Closed by the upstream, or bytes nobody asked for: a response
+		// read from it now could be an answer to someone else's request.
+		c.nc.Close()
+	}
+	dial := t.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &conn{t: t, addr: addr, nc: nc}
+	c.br = bufio.NewReaderSize(c, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	return c, false, nil
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleConnTimeout > 0 {
+		return t.IdleConnTimeout
+	}
+	return 90 * time.Second
+}
+
+// take pops the newest idle connection to addr. When even that one has
+// been idle too long, so have all the others, and they are closed.
+func (t *Transport) take(addr string) *conn {
+	t.mu.Lock()
+	cs := t.idle[addr]
+	if len(cs) == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	c := cs[len(cs)-1]
+	if time.Since(c.idleSince) > t.idleTimeout() {
+		delete(t.idle, addr)
+		t.mu.Unlock()
+		for _, c := range cs {
+			c.nc.Close()
+		}
+		return nil
+	}
+	cs[len(cs)-1] = nil
+	t.idle[addr] = cs[:len(cs)-1]
+	t.mu.Unlock()
+	return c
+}
+
+// put keeps c for the next request, closing it instead when the pool is
+// full, and closing the oldest connections once they have been idle too
+// long (under light load only the newest are ever taken).
+func (t *Transport) put(c *conn) {
+	now := time.Now()
+	c.idleSince = now
+	max := t.MaxIdleConns
+	if max <= 0 {
+		max = 512
+	}
+	var expired []*conn
+	t.mu.Lock()
+	if t.idle == nil {
+		t.idle = map[string][]*conn{}
+	}
+	cs := t.idle[c.addr]
+	for len(cs) > 0 && now.Sub(cs[0].idleSince) > t.idleTimeout() {
+		expired = append(expired, cs[0])
+		cs[0] = nil
+		cs = cs[1:]
+	}
+	full := len(cs) >= max
+	if !full {
+		cs = append(cs, c)
+	}
+	t.idle[c.addr] = cs
+	t.mu.Unlock()
+	if full {
+		c.nc.Close()
+	}
+	for _, c := range expired {
+		c.nc.Close()
+	}
+}
+
+// errHeaderTooLarge ends a response header longer than MaxResponseHeaderBytes.
+var errHeaderTooLarge = errors.New("h1: response header too large")
+
+// aLongTimeAgo is a deadline that has passed: setting it ends blocked reads
+// and writes at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one connection to an upstream. Between put and take it belongs to
+// the pool; otherwise to the one request using it, whose goroutine alone
+// reads and writes it.
+type conn struct {
+	t         *Transport
+	addr      string
+	nc        net.Conn
+	br        *bufio.Reader // reads through conn.Read
+	bw        *bufio.Writer
+	limit     int64 // bytes reads may still take: the header budget while one is read
+	got       int64 // bytes read since the request was written
+	idleSince time.Time
+
+	mu       sync.Mutex // orders cancel against the deadline changes
+	canceled bool       // the request's context ended; the deadline is in the past
+	stop     func() bool
+}
+
+// Read counts what the response has delivered and enforces the header budget.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.limit <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > c.limit {
+		p = p[:c.limit]
+	}
+	n, err := c.nc.Read(p)
+	c.got += int64(n)
+	c.limit -= int64(n)
+	return n, err
+}
+
+// cancel runs when the request's context ends: it fails any read or write
+// in progress, and the connection is closed rather than kept.
+func (c *conn) cancel() {
+	c.mu.Lock()
+	c.canceled = true
+	c.nc.SetDeadline(aLongTimeAgo)
+	c.mu.Unlock()
+}
+
+// setDeadline sets d unless the request was canceled, whose past deadline
+// must stay.
+func (c *conn) setDeadline(d time.Time) {
+	c.mu.Lock()
+	if !c.canceled {
+		c.nc.SetDeadline(d)
+	}
+	c.mu.Unlock()
+}
+
+// roundTrip writes r and reads the response header. On an error c is
+// closed.
+func (c *conn) roundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	c.got = 0
+	c.canceled = false
+	c.stop = context.AfterFunc(ctx, c.cancel)
+	resp, err := c.exchange(r)
+	if err != nil {
+		c.nc.Close()
+		if !c.stop() {
+			// The context ended: say so, not "i/o timeout".
+			return nil, context.Cause(ctx)
+		}
+		return nil, err
+	}
+	if c.t.ResponseHeaderTimeout > 0 {
+		c.setDeadline(time.Time{})
+	}
+	if resp.Body == http.NoBody {
+		c.release(resp.Close)
+		return resp, nil
+	}
+	resp.Body = &body{rc: resp.Body, c: c, keep: !resp.Close}
+	return resp, nil
+}
+
+// exchange writes r and reads responses up to the final one, passing 1xx
+// responses to the request's Got1xxResponse trace hook (ReverseProxy
+// forwards them to its client).
+func (c *conn) exchange(r *http.Request) (*http.Response, error) {
+	if err := r.Write(c.bw); err != nil { // closes r.Body
+		return nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	if timeout := c.t.ResponseHeaderTimeout; timeout > 0 {
+		c.setDeadline(time.Now().Add(timeout))
+	}
+	max := c.t.MaxResponseHeaderBytes
+	if max <= 0 {
+		max = 1 << 20
+	}
+	c.limit = max // shared by any 1xx responses and the final header
+	for {
+		resp, err := http.ReadResponse(c.br, r)
+		if err != nil {
+			return nil, err
+		}
+		code := resp.StatusCode
+		if code < 100 || code > 199 {
+			c.limit = math.MaxInt64
+			return resp, nil
+		}
+		if code == http.StatusSwitchingProtocols {
+			// Only Fallback sends an upgrade.
+			return nil, errors.New("h1: upstream switched protocols unasked")
+		}
+		if trace := httptrace.ContextClientTrace(r.Context()); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// release ends c's part in a request: back to the pool when the response
+// allows it, nothing unread is buffered and the context did not end;
+// closed otherwise.
+func (c *conn) release(close bool) {
+	if !c.stop() || close || c.br.Buffered() > 0 {
+		c.nc.Close()
+		return
+	}
+	c.t.put(c)
+}
+
+// discard ends c's part in a request whose body was not read to its end.
+func (c *conn) discard() {
+	c.stop()
+	c.nc.Close()
+}
+
+// body hands the connection back when the response body has been read to
+// its end, and closes it when the reader stops early.
+type body struct {
+	rc   io.ReadCloser
+	c    *conn
+	keep bool
+	done bool  // c is no longer this body's: never touch rc again
+	err  error // what Read returns once done
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.done, b.err = true, io.EOF
+		b.c.release(!b.keep)
+	case err != nil:
+		b.done, b.err = true, err
+		b.c.discard()
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if !b.done {
+		b.done, b.err = true, http.ErrBodyReadAfterClose
+		b.c.discard()
+	}
+	return nil
+}
