@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -312,14 +311,16 @@ func mustRun(ctx context.Context, t *testing.T, dir, name string, args ...string
 	return string(out)
 }
 
+// freePort is a port outside the ephemeral range (testenv.FreeAddr): a port
+// from net.Listen(":0") was taken by an outgoing connection in the seconds
+// before the proxy's container bound it ("address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(testenv.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return port
 }
 
 func waitReady(ctx context.Context, t *testing.T, url string) {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,15 +14,9 @@ import (
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
+// freeAddr is a port outside the ephemeral range (testenv.FreeAddr), so no
+// outgoing connection takes it before the proxy binds.
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
 
 func waitForOK(t *testing.T, url string) {
 	t.Helper()
