@@ -3,6 +3,7 @@ package todo
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -54,6 +55,26 @@ func TestAppendJSON(t *testing.T) {
 		var viaStd wireTodo
 		if err := json.Unmarshal(m, &viaStd); err != nil || viaStd != want {
 			t.Errorf("json.Marshal(todo) = %s (%v), want %+v", m, err, want)
+		}
+	}
+}
+
+// TestAppendTime holds AppendTime to AppendFormat(TimeFormat) over times
+// spread across every year and zone offset AppendTime may meet.
+func TestAppendTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{{}, time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 1e6, time.UTC)}
+	lo, hi := time.Date(-100, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(10100, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	for range 100_000 {
+		sec := lo + rng.Int64N(hi-lo)
+		zone := time.FixedZone("z", (rng.IntN(53)-26)*1800)
+		times = append(times, time.Unix(sec, rng.Int64N(1e9)).In(zone))
+	}
+	for _, at := range times {
+		want := at.UTC().AppendFormat([]byte("x"), TimeFormat)
+		if got := AppendTime([]byte("x"), at); !bytes.Equal(got, want) {
+			t.Fatalf("%v: AppendTime %q, AppendFormat %q", at, got, want)
 		}
 	}
 }
