@@ -35,7 +35,8 @@ type exchange struct {
 	// bodyErr is the error reading the client's request body hit while it
 	// was being forwarded (the client sent less than it promised, or broke
 	// its chunking): the request's fault, not the upstream's.
-	// Set from the transport's write goroutine, read by the error handler.
+	// Set wherever the body is read for the upstream (Transport's write
+	// goroutine, or h1 on the handler's), read by the error handler.
 	bodyErr atomic.Bool
 }
 

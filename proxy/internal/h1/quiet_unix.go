@@ -13,7 +13,7 @@ import (
 func quiet(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return true // cannot tell; RoundTrip retries a connection found closed
+		return false // never kept (canPeek)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -29,4 +29,12 @@ func quiet(nc net.Conn) bool {
 	}
 	// EAGAIN: open and silent. No error: a byte (unasked) or end of stream.
 	return perr == syscall.EAGAIN
+}
+
+// canPeek reports whether quiet can look into nc; a connection it cannot
+// see into is not kept, since bytes it held could be read as the next
+// request's answer.
+func canPeek(nc net.Conn) bool {
+	_, ok := nc.(syscall.Conn)
+	return ok
 }

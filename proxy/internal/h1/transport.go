@@ -11,14 +11,17 @@
 // as Transport does, and ReadResponse parses the answer (content length,
 // chunked bodies, trailers, HEAD, 1xx). This package owns only the
 // connections. It takes requests with no body or a small one of declared
-// length; everything else — a body of unknown or large size, Expect:
-// 100-continue, an upgrade, https, CONNECT — goes to Fallback, which writes
-// a body while it reads the answer, and so keeps Transport's handling of
-// early answers to long uploads and of protocol switches.
+// length, which it reads whole before it takes a connection (a slow client
+// never holds an upstream connection, and the request goes out at once);
+// everything else — a body of unknown or larger size, Expect: 100-continue,
+// an upgrade, https, CONNECT — goes to Fallback, which writes a body while
+// it reads the answer, and so keeps Transport's handling of early answers to
+// long uploads and of protocol switches.
 package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -60,14 +63,15 @@ type Transport struct {
 	// included; zero means 1 MiB.
 	MaxResponseHeaderBytes int64
 
-	mu   sync.Mutex
-	idle map[string][]*conn // per address; the newest last
+	mu    sync.Mutex
+	idle  map[string][]*conn // per address; the newest last
+	sweep *time.Timer        // closes expired idle connections; nil while none are idle
 }
 
-// MaxBody is the largest request body RoundTrip writes itself. A body that
-// fits in the socket buffers is written at once even by an upstream that
-// answers before reading it.
-const MaxBody = 64 << 10
+// MaxBody is the largest request body RoundTrip takes. It is held in
+// memory for the length of one request, so it is small: an API call's JSON,
+// not an upload.
+const MaxBody = 16 << 10
 
 // takes reports whether RoundTrip runs r itself: plain HTTP, no body or one
 // of declared length up to MaxBody, no upgrade or Expect, and header fields
@@ -110,33 +114,61 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.Fallback.RoundTrip(r)
 	}
 	ctx := r.Context()
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		// Read the client's body before taking a connection. An error
+		// here is the client's (the proxy's body wrapper notes it).
+		body = make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, body)
+		r.Body.Close() // a RoundTripper always closes the body
+		if err != nil {
+			return nil, err
+		}
+	}
 	addr := r.URL.Host
 	if r.URL.Port() == "" {
 		addr = net.JoinHostPort(r.URL.Hostname(), "80")
 	}
-	replayable := r.Body == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions)
 	for retried := false; ; retried = true {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		c, reused, err := t.conn(ctx, addr)
 		if err != nil {
-			if r.Body != nil {
-				r.Body.Close() // a RoundTripper always closes the body
-			}
 			return nil, err
 		}
-		resp, err := c.roundTrip(r)
+		out := r
+		if body != nil {
+			out = r.WithContext(ctx) // a shallow copy, to carry the body read above
+			out.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		resp, err := c.roundTrip(out)
 		if err == nil {
 			return resp, nil
 		}
 		// A kept-alive connection the upstream closed just as it was
-		// taken fails before any byte of an answer arrives. A bodiless
-		// GET, HEAD or OPTIONS may be sent again, once, on a new
-		// connection (RFC 9110 section 9.2.2, and what Transport does); a
-		// timeout or a partial answer is not retried.
+		// taken fails before any byte of an answer arrives. A request
+		// that may be repeated is sent again, once, on a new connection
+		// (RFC 9110 section 9.2.2, and what Transport does); a timeout or
+		// a partial answer is not retried.
 		var ne net.Error
-		if !replayable || !reused || retried || c.got > 0 || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+		if !replayable(r) || !reused || retried || c.got > 0 || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 			return nil, err
 		}
 	}
+}
+
+// replayable reports whether r may be sent twice: an idempotent method
+// without side effects, or a request carrying an idempotency key, as
+// net/http's Transport decides.
+func replayable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := r.Header["Idempotency-Key"]
+	_, xkey := r.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // CloseIdleConnections closes the kept-alive connections, and Fallback's.
@@ -178,7 +210,7 @@ func (t *Transport) conn(ctx context.Context, addr string) (c *conn, reused bool
 	if err != nil {
 		return nil, false, err
 	}
-	c = &conn{t: t, addr: addr, nc: nc}
+	c = &conn{t: t, addr: addr, nc: nc, peekable: canPeek(nc)}
 	c.br = bufio.NewReaderSize(c, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, 4<<10)
 	return c, false, nil
@@ -241,10 +273,46 @@ func (t *Transport) put(c *conn) {
 		cs = append(cs, c)
 	}
 	t.idle[c.addr] = cs
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.idleTimeout(), t.sweepIdle)
+	}
 	t.mu.Unlock()
 	if full {
 		c.nc.Close()
 	}
+	for _, c := range expired {
+		c.nc.Close()
+	}
+}
+
+// sweepIdle closes the connections idle for longer than IdleConnTimeout,
+// and runs again while any are left: a pool nobody uses any more (an
+// upstream gone quiet, or dropped by a routes reload) lets its connections
+// go like net/http's Transport does.
+func (t *Transport) sweepIdle() {
+	now := time.Now()
+	var expired []*conn
+	t.mu.Lock()
+	left := 0
+	for addr, cs := range t.idle {
+		for len(cs) > 0 && now.Sub(cs[0].idleSince) > t.idleTimeout() {
+			expired = append(expired, cs[0])
+			cs[0] = nil
+			cs = cs[1:]
+		}
+		if len(cs) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = cs
+		}
+		left += len(cs)
+	}
+	if left > 0 {
+		t.sweep.Reset(t.idleTimeout() / 2)
+	} else {
+		t.sweep = nil
+	}
+	t.mu.Unlock()
 	for _, c := range expired {
 		c.nc.Close()
 	}
@@ -270,9 +338,19 @@ type conn struct {
 	got       int64 // bytes read since the request was written
 	idleSince time.Time
 
-	mu       sync.Mutex // orders cancel against the deadline changes
-	canceled bool       // the request's context ended; the deadline is in the past
+	peekable bool // quiet can see into it; one that cannot is never kept
+
+	ctx      context.Context // the request's, while c serves one
+	mu       sync.Mutex      // orders cancel against the deadline changes
+	canceled bool            // the request's context ended; the deadline is in the past
 	stop     func() bool
+}
+
+// ended reports whether the request's context ended, and so caused err.
+func (c *conn) ended() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.canceled
 }
 
 // Read counts what the response has delivered and enforces the header budget.
@@ -312,6 +390,7 @@ func (c *conn) setDeadline(d time.Time) {
 // closed.
 func (c *conn) roundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
+	c.ctx = ctx
 	c.got = 0
 	c.canceled = false
 	c.stop = context.AfterFunc(ctx, c.cancel)
@@ -335,19 +414,45 @@ func (c *conn) roundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// exchange writes r and reads responses up to the final one, passing 1xx
-// responses to the request's Got1xxResponse trace hook (ReverseProxy
-// forwards them to its client).
+// exchange writes r and reads its answer.
 func (c *conn) exchange(r *http.Request) (*http.Response, error) {
-	if err := r.Write(c.bw); err != nil { // closes r.Body
-		return nil, err
+	werr := r.Write(c.bw) // closes r.Body
+	if werr == nil {
+		werr = c.bw.Flush()
 	}
-	if err := c.bw.Flush(); err != nil {
-		return nil, err
+	timeout := c.t.ResponseHeaderTimeout
+	if werr != nil {
+		// An upstream may answer before it has read the whole request,
+		// and close (RFC 9112 section 9.6): pass that answer on if it
+		// came, rather than a 502 for the failed write.
+		if c.ended() {
+			return nil, werr
+		}
+		if timeout <= 0 || timeout > earlyAnswerWait {
+			timeout = earlyAnswerWait
+		}
 	}
-	if timeout := c.t.ResponseHeaderTimeout; timeout > 0 {
+	if timeout > 0 {
 		c.setDeadline(time.Now().Add(timeout))
 	}
+	resp, err := c.readResponse(r)
+	if werr != nil {
+		if err != nil {
+			return nil, werr
+		}
+		resp.Close = true // the request was cut short: never reuse
+	}
+	return resp, err
+}
+
+// earlyAnswerWait is how long a failed write waits for an answer the
+// upstream may have sent before closing.
+const earlyAnswerWait = time.Second
+
+// readResponse reads responses up to the final one, passing 1xx responses
+// to the request's Got1xxResponse trace hook (ReverseProxy forwards them to
+// its client).
+func (c *conn) readResponse(r *http.Request) (*http.Response, error) {
 	max := c.t.MaxResponseHeaderBytes
 	if max <= 0 {
 		max = 1 << 20
@@ -376,10 +481,11 @@ func (c *conn) exchange(r *http.Request) (*http.Response, error) {
 }
 
 // release ends c's part in a request: back to the pool when the response
-// allows it, nothing unread is buffered and the context did not end;
-// closed otherwise.
+// allows it, nothing unread is buffered, the context did not end and the
+// pool can peek at it before reuse; closed otherwise.
 func (c *conn) release(close bool) {
-	if !c.stop() || close || c.br.Buffered() > 0 {
+	c.ctx = nil
+	if !c.stop() || close || c.br.Buffered() > 0 || !c.peekable {
 		c.nc.Close()
 		return
 	}
@@ -393,25 +499,43 @@ func (c *conn) discard() {
 }
 
 // body hands the connection back when the response body has been read to
-// its end, and closes it when the reader stops early.
+// its end, and closes it when the reader stops early. Close may run while a
+// Read is blocked (it ends that Read), as on net/http's response bodies.
 type body struct {
 	rc   io.ReadCloser
 	c    *conn
 	keep bool
+
+	mu   sync.Mutex
 	done bool  // c is no longer this body's: never touch rc again
 	err  error // what Read returns once done
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	b.mu.Lock()
 	if b.done {
+		b.mu.Unlock()
 		return 0, b.err
 	}
-	n, err := b.rc.Read(p)
+	b.mu.Unlock()
+	n, err := b.rc.Read(p) // only this goroutine reads; Close only closes the socket
+	if err == nil {
+		return n, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
+	case b.done: // closed while reading
+		return n, b.err
 	case err == io.EOF:
 		b.done, b.err = true, io.EOF
 		b.c.release(!b.keep)
-	case err != nil:
+	default:
+		if b.c.ended() {
+			// The client went away: say so, not "i/o timeout"
+			// (ReverseProxy stays quiet about a canceled copy).
+			err = context.Cause(b.c.ctx)
+		}
 		b.done, b.err = true, err
 		b.c.discard()
 	}
@@ -419,6 +543,8 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if !b.done {
 		b.done, b.err = true, http.ErrBodyReadAfterClose
 		b.c.discard()

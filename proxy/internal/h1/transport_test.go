@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -221,6 +222,31 @@ func rawUpstream(t *testing.T, answer func(i int, c net.Conn)) (url string, conn
 // read as the answer to the next request.
 func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstolen"
+	// Answers that must have no body, sent with one.
+	for name, answer := range map[string]struct{ method, text string }{
+		"HEAD": {"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n" + smuggled},
+		"204":  {"GET", "HTTP/1.1 204 No Content\r\n\r\n" + smuggled},
+		"304":  {"GET", "HTTP/1.1 304 Not Modified\r\n\r\n" + smuggled},
+	} {
+		t.Run(name, func(t *testing.T) {
+			url, conns := rawUpstream(t, func(n int, c net.Conn) {
+				if n == 1 {
+					io.WriteString(c, answer.text)
+				} else {
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nconn%d", n)
+				}
+			})
+			tr := newTransport(t)
+			get(t, tr, answer.method, url)
+			time.Sleep(50 * time.Millisecond)
+			if _, b := get(t, tr, "GET", url); b != "conn2" {
+				t.Fatalf("second request read %q, want a new connection's answer conn2", b)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
+	}
 	for _, later := range []bool{false, true} {
 		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
 			url, conns := rawUpstream(t, func(n int, c net.Conn) {
@@ -251,6 +277,46 @@ func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 // hidden hides the socket, so the pool cannot peek at it.
 type hidden struct{ net.Conn }
 
+// blinded shows the pool's peek a socket that stays open and silent
+// instead of its own: the peek finds nothing wrong, as when the upstream
+// closes just after it.
+type blinded struct {
+	net.Conn
+	decoy syscall.Conn
+}
+
+func (b blinded) SyscallConn() (syscall.RawConn, error) { return b.decoy.SyscallConn() }
+
+// blindDial dials connections the pool keeps but cannot see into.
+func blindDial(t *testing.T) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	decoy, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { decoy.Close() })
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return blinded{c, decoy.(syscall.Conn)}, nil
+	}
+}
+
 // A kept-alive connection the upstream closed is replaced: found by the
 // peek, or, where the pool cannot peek, by retrying the GET once.
 func TestClosedIdleConnectionIsReplaced(t *testing.T) {
@@ -262,10 +328,7 @@ func TestClosedIdleConnectionIsReplaced(t *testing.T) {
 			})
 			tr := newTransport(t)
 			if !peek {
-				tr.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-					c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-					return hidden{c}, err
-				}
+				tr.Dial = blindDial(t) // kept, written to, found closed: retried
 			}
 			for i := 1; i <= 3; i++ {
 				time.Sleep(50 * time.Millisecond) // the close arrives
@@ -345,8 +408,8 @@ func TestCanceledRequestEndsAndDropsItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.AfterFunc(50*time.Millisecond, cancel)
-	if b, err := io.ReadAll(resp.Body); err == nil {
-		t.Fatalf("reading the body after cancel: %q and no error", b)
+	if b, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reading the body after cancel: %q, %v; want context.Canceled", b, err)
 	}
 	resp.Body.Close()
 
@@ -390,10 +453,7 @@ func TestConnectionCloseIsHonoured(t *testing.T) {
 				c.Close()
 			})
 			tr := newTransport(t)
-			tr.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				return hidden{c}, err // no peek: only the answer's own words can keep it out of the pool
-			}
+			tr.Dial = blindDial(t) // the peek sees nothing: only the answer's own words keep it out of the pool
 			for i := 0; i < 3; i++ {
 				if _, b := get(t, tr, "GET", url); b != "ok" {
 					t.Fatalf("body %q", b)
@@ -560,7 +620,7 @@ func TestSmallBodies(t *testing.T) {
 	for _, c := range []struct{ method, body, want string }{
 		{"POST", `{"title":"a"}`, `POST 13 {"title":"a"}`},
 		{"PUT", "x", "PUT 1 x"},
-		{"PATCH", full, "PATCH 65536 " + full},
+		{"PATCH", full, fmt.Sprintf("PATCH %d %s", MaxBody, full)},
 		{"DELETE", "", "DELETE  "},
 		{"POST", "", "POST 0 "},
 	} {
@@ -577,11 +637,12 @@ func TestSmallBodies(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for six requests one after another, want 1", n)
 	}
-	if _, err := roundTrip("POST", strings.NewReader("short"), 10); err == nil {
-		t.Fatal("a body shorter than its Content-Length was sent")
+	// A body that breaks off fails before any connection is used.
+	if _, err := roundTrip("POST", strings.NewReader("short"), 10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a body shorter than its Content-Length: %v, want io.ErrUnexpectedEOF", err)
 	}
-	if n := idle(tr); n != 0 {
-		t.Fatalf("%d connections kept after a broken body", n)
+	if got, err := roundTrip("PUT", strings.NewReader("after"), 5); err != nil || got != "PUT 5 after" || conns.Load() != 1 {
+		t.Fatalf("after a broken body: %q, %v, %d connections", got, err, conns.Load())
 	}
 
 	// The upstream closes each connection after one answer, unannounced:
@@ -591,10 +652,7 @@ func TestSmallBodies(t *testing.T) {
 		c.Close()
 	})
 	tr = newTransport(t)
-	tr.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		return hidden{c}, err // no peek: the stale connection is written to
-	}
+	tr.Dial = blindDial(t) // the stale connection is kept and written to
 	post := func() error {
 		req, _ := http.NewRequest("POST", url, strings.NewReader("once"))
 		resp, err := tr.RoundTrip(req)
@@ -623,4 +681,102 @@ type slowReader struct{ io.Reader }
 func (r slowReader) Read(p []byte) (int, error) {
 	time.Sleep(150 * time.Millisecond)
 	return r.Reader.Read(p)
+}
+
+// An upstream may answer a request before reading its body, and close: the
+// answer is passed on, not a 502 for the write that failed.
+func TestEarlyAnswerToABody(t *testing.T) {
+	url, _ := rawUpstream(t, func(_ int, c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 4\r\n\r\nnope")
+		c.(*net.TCPConn).SetLinger(0) // unread body: a reset, as a busy server sends
+		c.Close()
+	})
+	tr := newTransport(t)
+	for i := 0; i < 20; i++ {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(strings.Repeat("z", MaxBody)))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("round %d: %v, want the upstream's 401", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || string(b) != "nope" {
+			t.Fatalf("round %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestUnpeekableConnectionsAreNotKept(t *testing.T) {
+	srv, conns := counted(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	tr := newTransport(t)
+	tr.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		return hidden{c}, err
+	}
+	get(t, tr, "GET", srv.URL)
+	get(t, tr, "GET", srv.URL)
+	if n, kept := conns.Load(), idle(tr); n != 2 || kept != 0 {
+		t.Fatalf("%d connections, %d kept; want 2 and 0", n, kept)
+	}
+}
+
+// Close may run while a Read waits: it ends that Read.
+func TestCloseEndsABlockedRead(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := counted(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("start"))
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	tr := newTransport(t)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the blocked Read ended without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the blocked Read")
+	}
+	if n := idle(tr); n != 0 {
+		t.Fatalf("%d connections kept", n)
+	}
+}
+
+// Idle connections go after IdleConnTimeout even when no request comes.
+func TestIdleConnectionsAreSwept(t *testing.T) {
+	var closed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := newTransport(t)
+	tr.IdleConnTimeout = 100 * time.Millisecond
+	get(t, tr, "GET", srv.URL)
+	if n := idle(tr); n != 1 {
+		t.Fatalf("%d kept after one request, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := idle(tr); n != 0 || closed.Load() != 1 {
+		t.Fatalf("after the idle timeout: %d kept, %d closed at the upstream", n, closed.Load())
+	}
 }
