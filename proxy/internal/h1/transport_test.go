@@ -361,11 +361,11 @@ func TestHeaderTimeoutSparesTheBody(t *testing.T) {
 	srv, _ := counted(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("first "))
 		w.(http.Flusher).Flush()
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(1500 * time.Millisecond)
 		w.Write([]byte("second"))
 	})
 	tr := newTransport(t)
-	tr.ResponseHeaderTimeout = 100 * time.Millisecond
+	tr.ResponseHeaderTimeout = 500 * time.Millisecond // the header comes at once, even on a loaded machine
 	if _, b := get(t, tr, "GET", srv.URL); b != "first second" {
 		t.Fatalf("body %q", b)
 	}
@@ -601,7 +601,9 @@ func TestSmallBodies(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("Content-Length"), b)
 	})
 	tr := newTransport(t)
-	tr.ResponseHeaderTimeout = 100 * time.Millisecond
+	// A slow upload (slowReader: 1 s) must not count against it; the
+	// answers themselves come in far less on a loaded machine too.
+	tr.ResponseHeaderTimeout = 500 * time.Millisecond
 	roundTrip := func(method string, body io.Reader, n int64) (string, error) {
 		req, err := http.NewRequest(method, srv.URL, body)
 		if err != nil {
@@ -679,7 +681,7 @@ func TestSmallBodies(t *testing.T) {
 type slowReader struct{ io.Reader }
 
 func (r slowReader) Read(p []byte) (int, error) {
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(time.Second)
 	return r.Reader.Read(p)
 }
 
