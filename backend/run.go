@@ -66,8 +66,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	defer func() { _ = log.Sync() }()
 	if cmd == "" {
+		// Zero fields were left to the runtime (GOGC or GOMEMLIMIT set, or no cgroup limit).
 		gc := gcdefault.Apply(lookup, os.ReadFile, backendGOGC)
-		log.Info("garbage collector", zap.Int("gogc", gc.GOGC), zap.Int64("soft_memory_limit", gc.MemoryLimit))
+		log.Info("garbage collector defaults", zap.Int("gogc_set", gc.GOGC), zap.Int64("soft_memory_limit_set", gc.MemoryLimit))
 	}
 
 	db, err := pgdb.Open(cfg.DatabaseURL, pgdb.Options{MaxOpenConns: cfg.MaxDBConns})
