@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/kit/testenv"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
@@ -184,7 +185,7 @@ func TestRunRefusesBadRoutesFile(t *testing.T) {
 	for name, path := range map[string]string{"invalid": bad, "missing": filepath.Join(dir, "absent.yaml")} {
 		t.Run(name, func(t *testing.T) {
 			env := map[string]string{
-				"PROXY_ADDR": freeAddr(t), "PROXY_METRICS_ADDR": "", "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret),
+				"PROXY_ADDR": testenv.FreeAddr(t), "PROXY_METRICS_ADDR": "", "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret),
 				"REDIS_URL": "", "PROXY_ROUTES_FILE": path,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

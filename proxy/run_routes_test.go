@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/kit/testenv"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
@@ -20,7 +21,7 @@ func runWithRoutes(t *testing.T, backend *echo, content string, poll string) (ad
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "routes.yaml")
 	writeFileAtomic(t, path, content)
-	addr, maddr, vaddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	addr, maddr, vaddr = testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := map[string]string{
 		"PROXY_ADDR": addr, "PROXY_METRICS_ADDR": maddr, "VERIFY_ADDR": vaddr, "BACKEND_URL": backend.URL,
 		"AUTHSVC_URL": backend.URL, "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret), "REDIS_URL": "",

@@ -14,10 +14,6 @@ import (
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
-// freeAddr is a port outside the ephemeral range (testenv.FreeAddr), so no
-// outgoing connection takes it before the proxy binds.
-func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
-
 func waitForOK(t *testing.T, url string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -60,7 +56,7 @@ func TestRunServesAndDrains(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "done")
 	})
-	addr, maddr := freeAddr(t), freeAddr(t)
+	addr, maddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := map[string]string{
 		"PROXY_ADDR": addr, "PROXY_METRICS_ADDR": maddr, "BACKEND_URL": backend.URL,
 		"AUTHSVC_URL": backend.URL, "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret),
@@ -145,7 +141,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 func TestRunPProfOnMetricsListenerOnly(t *testing.T) {
 	backend := newEcho(t)
 	for _, on := range []bool{true, false} {
-		addr, maddr := freeAddr(t), freeAddr(t)
+		addr, maddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 		env := map[string]string{
 			"PROXY_ADDR": addr, "PROXY_METRICS_ADDR": maddr, "BACKEND_URL": backend.URL,
 			"AUTHSVC_URL": backend.URL, "JWKS_URL": "", "JWT_SECRET": string(tokentest.Secret), "REDIS_URL": "",

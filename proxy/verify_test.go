@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gatehouse.dev/kit/devenv"
+	"gatehouse.dev/kit/testenv"
 	"gatehouse.dev/proxy/internal/token/tokentest"
 )
 
@@ -233,7 +234,7 @@ func startNginx(t *testing.T, verifyAddr, upstreamAddr string) string {
 func tryNginx(t *testing.T, bin, verifyAddr, upstreamAddr string) (addr string, ok bool) {
 	t.Helper()
 	prefix := t.TempDir()
-	listen := freeAddr(t)
+	listen := testenv.FreeAddr(t)
 	conf := strings.NewReplacer("{{prefix}}", prefix, "{{listen}}", listen, "{{verify}}", verifyAddr, "{{upstream}}", upstreamAddr).Replace(nginxAuthConf)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {

@@ -186,8 +186,8 @@ func Unavailable(err error) bool {
 // Hot runs the few fixed statements every request needs (the backend's list
 // and create) through pgx's own API, as prepared statements while it can:
 // Postgres then parses and plans each once per connection instead of once per
-// request (BenchmarkListPath: 188 → 117 µs per page of 50; gatebench list50,
-// with pgx scanning: Postgres 168–190 → 69–84 µs of CPU per request).
+// request (BenchmarkListPath in backend/internal/todo; gatebench list50
+// shows Postgres's CPU per request).
 //
 // A prepared statement outlives its transaction, which PgBouncer's
 // transaction pooling cannot keep (before 1.21's max_prepared_statements):
@@ -248,9 +248,9 @@ func (h *Hot) Run(ctx context.Context, fn func(c *pgx.Conn, mode pgx.QueryExecMo
 }
 
 // Native runs fn on one connection of db's pool as pgx's own *pgx.Conn, for
-// the few queries that run on every request: there database/sql and bun cost
-// more than Postgres (a page of 50 todos: 228 µs through bun, 166 µs through
-// pgx; BenchmarkListPath in backend/internal/todo). The connection is the
+// the few queries that run on every request: there database/sql's scanning
+// and bun's reflection cost more than Postgres (BenchmarkListPath in
+// backend/internal/todo compares them). The connection is the
 // pool's, with the pool's settings (the simple protocol unless DATABASE_URL
 // names another default_query_exec_mode); fn must not keep it after
 // returning. A connection fn leaves broken is closed by pgx and dropped by

@@ -248,39 +248,27 @@ func (t *Transport) take(addr string) *conn {
 }
 
 // put keeps c for the next request, closing it instead when the pool is
-// full, and closing the oldest connections once they have been idle too
-// long (under light load only the newest are ever taken).
+// full. sweepIdle closes the ones idle too long (under light load only the
+// newest are ever taken).
 func (t *Transport) put(c *conn) {
-	now := time.Now()
-	c.idleSince = now
+	c.idleSince = time.Now()
 	max := t.MaxIdleConns
 	if max <= 0 {
 		max = 512
 	}
-	var expired []*conn
 	t.mu.Lock()
 	if t.idle == nil {
 		t.idle = map[string][]*conn{}
 	}
-	cs := t.idle[c.addr]
-	for len(cs) > 0 && now.Sub(cs[0].idleSince) > t.idleTimeout() {
-		expired = append(expired, cs[0])
-		cs[0] = nil
-		cs = cs[1:]
-	}
-	full := len(cs) >= max
+	full := len(t.idle[c.addr]) >= max
 	if !full {
-		cs = append(cs, c)
+		t.idle[c.addr] = append(t.idle[c.addr], c)
 	}
-	t.idle[c.addr] = cs
 	if t.sweep == nil {
 		t.sweep = time.AfterFunc(t.idleTimeout(), t.sweepIdle)
 	}
 	t.mu.Unlock()
 	if full {
-		c.nc.Close()
-	}
-	for _, c := range expired {
 		c.nc.Close()
 	}
 }
