@@ -87,12 +87,17 @@ fmt: ## gofmt -w every module
 
 # One side-by-side table from one run (bench/README.md): the fixed upstream
 # direct, a bare httputil proxy, nginx, our proxy per token kind, both at
-# 2,000 connections and holding 10,000 idle ones, and the full stack. ~7 min
-# (7m12s on 2026-12-01); writes bench/results/latest.{md,json}.
-# BENCH_ARGS=-quick for a short smoke run that writes nothing.
+# 2,000 connections and holding 10,000 idle ones, and the full stack, also
+# on the services of BENCH_BEFORE_REV (the commit issue 18 was filed
+# against, built once into a cache outside the repo). ~8 min; writes
+# bench/results/latest.{md,json}. BENCH_ARGS=-quick for a short smoke run
+# that writes nothing.
 BENCH_ARGS ?=
-bench: build ## side-by-side load benchmark table (about 7 min; BENCH_ARGS=-quick)
-	cd bench && go run ./cmd/gatebench -bin ../bin $(BENCH_ARGS)
+BENCH_BEFORE_REV ?= b1d2d63
+BENCH_BEFORE_DIR ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/gatehouse/bench-before-$(BENCH_BEFORE_REV)
+bench: build ## side-by-side load benchmark table (about 8 min; BENCH_ARGS=-quick)
+	bench/build-before.sh $(BENCH_BEFORE_REV) "$(BENCH_BEFORE_DIR)"
+	cd bench && go run ./cmd/gatebench -bin ../bin -before-bin "$(BENCH_BEFORE_DIR)" $(BENCH_ARGS)
 
 # The Go micro-benchmarks (benchstat-friendly: -count 6).
 bench-go: build ## the Go micro-benchmarks, -count 6 for benchstat

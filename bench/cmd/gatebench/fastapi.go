@@ -108,7 +108,7 @@ func startFastAPIProxy(ctx context.Context, e *env, r row) (*front, error) {
 		app.stop()
 		return nil, err
 	}
-	f, err := startProxyFor(ctx, e, r, url)
+	f, err := startProxyFor(ctx, e, e.stack, r, url)
 	if f != nil {
 		f.procs = append(f.procs, app)
 		f.otherRoots = []int{app.pid(), e.stack.auth.pid(), e.stack.pgPID, e.stack.redisPID}
@@ -118,7 +118,7 @@ func startFastAPIProxy(ctx context.Context, e *env, r row) (*front, error) {
 	return f, err
 }
 
-func fastapiListLoad(e *env) load {
+func fastapiListLoad(e *env, _ row) load {
 	return load{Method: "GET", Path: "/api/v1/todos",
 		Headers: map[string]string{"Authorization": "Bearer " + e.reused["HS256"]}}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
@@ -132,5 +133,75 @@ func TestEnvFlags(t *testing.T) {
 		if _, err := parseFlags(bad, io.Discard); err == nil || !strings.Contains(err.Error(), "want KEY=VALUE") {
 			t.Errorf("%q: error %v, want one saying KEY=VALUE", bad, err)
 		}
+	}
+}
+
+// Without -before-bin a full run leaves the *-before rows out and says so;
+// naming one in -rows, or pointing -before-bin at a directory without the
+// services, is refused before anything starts.
+func TestBeforeRows(t *testing.T) {
+	var stderr bytes.Buffer
+	all := selectRows(config{}, &stderr)
+	for _, r := range all {
+		if r.Before {
+			t.Errorf("row %s selected without -before-bin", r.ID)
+		}
+	}
+	if !strings.Contains(stderr.String(), "list50-before left out") || !strings.Contains(stderr.String(), "create-before left out") {
+		t.Errorf("stderr %q does not say the before rows were left out", stderr.String())
+	}
+	if got := selectRows(config{BeforeBin: "x"}, io.Discard); len(got) != len(rows) {
+		t.Errorf("with -before-bin, %d of %d rows selected", len(got), len(rows))
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rows", "list50-before"}, "need -before-bin"},
+		{[]string{"-rows", "create-before", "-before-bin", t.TempDir()}, "proxy: stat"},
+	} {
+		err := run(context.Background(), append(tt.args, "-out", ""), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want one containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// The full-stack targets are judged against the *-before rows of the same
+// run, repetition by repetition, and name the commit those ran.
+func TestBeforeTargets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "REV"), []byte("abc1234\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(rps, cpu float64) runResult {
+		return runResult{RPS: rps, ProxyCPUus: cpu / 2, OtherCPUus: cpu / 2, Wrk: wrkResult{Requests: 1}}
+	}
+	var sel []row
+	for _, id := range []string{"list50", "create", "list50-before", "create-before"} {
+		r, _ := rowByID(id)
+		sel = append(sel, r)
+	}
+	results := map[string][]runResult{
+		// list50: 2.6× and 2.4× in the two repetitions, 3.0× the third: median 2.6, PASS.
+		"list50":        {run(2600, 300), run(2400, 300), run(3000, 300)},
+		"list50-before": {run(1000, 600), run(1000, 600), run(1000, 600)},
+		// create: 2.0×, 1.9× and 1.5× by repetition (median 1.9, MISS),
+		// though the ratio of the medians, 2000 over 1000, would pass.
+		"create":        {run(2000, 400), run(1900, 400), run(3000, 400)},
+		"create-before": {run(1000, 500), run(1000, 500), run(2000, 500)},
+	}
+	rep := buildReport(config{BeforeBin: dir}, sel, results, nil)
+	got := map[string]target{}
+	for _, tg := range rep.Targets {
+		if f := strings.Fields(tg.Name); len(f) > 1 && f[1] == "≥" {
+			got[f[0]] = tg
+		}
+	}
+	if tg := got["list50"]; tg.Verdict != "PASS" || tg.Value != 2.6 || !strings.Contains(tg.Name, "abc1234") || !strings.Contains(tg.Measured, "CPU per request 0.50×") {
+		t.Errorf("list50 target %+v: want PASS at 2.6×, CPU 0.50×, naming abc1234", tg)
+	}
+	if tg := got["create"]; tg.Verdict != "MISS" || math.Abs(tg.Value-1.9) > 1e-9 {
+		t.Errorf("create target %+v: want MISS at 1.9× (the median of per-repetition ratios)", tg)
 	}
 }

@@ -27,6 +27,7 @@ func main() {
 // config is the command line, checked once.
 type config struct {
 	Bin         string        // directory with the built services (bin/proxy, …)
+	BeforeBin   string        // the same services built from before issue 18; "" leaves the *-before rows out
 	Out         string        // results directory; "" writes nothing
 	Rows        []string      // row ids to run, in table order; empty = all
 	Reps        int           // repetitions of every row
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	var rows string
 	fs.StringVar(&c.Bin, "bin", "../bin", "directory holding the built services (make build)")
+	fs.StringVar(&c.BeforeBin, "before-bin", "", "directory holding proxy, backend and authsvc built from the commit before issue 18 (make bench builds it: bench/build-before.sh); the *-before rows run them, and without it they are left out")
 	fs.StringVar(&c.Out, "out", "results", "write latest.md and latest.json here; empty writes nothing")
 	fs.StringVar(&rows, "rows", "", "comma-separated row ids to run (default all): "+strings.Join(rowIDs(), ","))
 	fs.IntVar(&c.Reps, "reps", 3, "repetitions of every row, interleaved")

@@ -41,27 +41,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	started, loadStart := time.Now(), loadavg()
 
-	selected := make([]row, 0, len(rows))
-	for _, r := range rows {
-		if len(cfg.Rows) == 0 || contains(cfg.Rows, r.ID) {
-			selected = append(selected, r)
-		}
-	}
-	needNginx, needStack := false, false
+	selected := selectRows(cfg, stderr)
+	needNginx, needStack, needBefore := false, false, false
 	var needBins []string
 	for _, r := range selected {
 		needNginx = needNginx || r.ID == "nginx"
-		needStack = needStack || r.Stack
+		needStack = needStack || r.Stack && !r.Before
+		needBefore = needBefore || r.Before
 		if r.Ours {
-			needBins = append(needBins, "proxy")
+			needBins = append(needBins, filepath.Join(cfg.Bin, "proxy"))
 		}
-		if r.Stack {
-			needBins = append(needBins, "authsvc", "backend")
+		if r.Stack && !r.Before {
+			needBins = append(needBins, filepath.Join(cfg.Bin, "authsvc"), filepath.Join(cfg.Bin, "backend"))
+		}
+	}
+	if needBefore {
+		if cfg.BeforeBin == "" {
+			return fmt.Errorf("the *-before rows need -before-bin (make bench builds it with bench/build-before.sh)")
+		}
+		for _, b := range []string{"proxy", "authsvc", "backend"} {
+			needBins = append(needBins, filepath.Join(cfg.BeforeBin, b))
 		}
 	}
 	for _, b := range needBins {
-		if _, err := os.Stat(filepath.Join(cfg.Bin, b)); err != nil {
-			return fmt.Errorf("%s: %v: run `make build` first, point -bin at the binaries, or leave its rows out with -rows", filepath.Join(cfg.Bin, b), err)
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("%s: %v: run `make build` first, point -bin (or -before-bin) at the binaries, or leave its rows out with -rows", b, err)
 		}
 	}
 	if err := ensureTools(needNginx, cfg.Perf != ""); err != nil {
@@ -112,12 +116,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if needStack {
 		logf("starting Postgres, Redis, authsvc and backend")
-		e.stack, err = startStack(ctx, e)
+		e.stack, err = startStack(ctx, e, cfg.Bin)
 		if e.stack != nil {
 			defer e.stack.stop()
 		}
 		if err != nil {
 			return fmt.Errorf("full stack: %w", err)
+		}
+	}
+	if needBefore {
+		logf("starting a second Postgres, Redis, authsvc and backend from %s", cfg.BeforeBin)
+		e.before, err = startStack(ctx, e, cfg.BeforeBin)
+		if e.before != nil {
+			defer e.before.stop()
+		}
+		if err != nil {
+			return fmt.Errorf("full stack before issue 18: %w", err)
 		}
 	}
 
@@ -162,6 +176,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// selectRows is -rows in table order, or every row; without -before-bin,
+// "every row" leaves the *-before rows out (saying so), while naming one in
+// -rows is an error later, when its binaries are looked for.
+func selectRows(cfg config, stderr io.Writer) []row {
+	selected := make([]row, 0, len(rows))
+	for _, r := range rows {
+		if len(cfg.Rows) == 0 && r.Before && cfg.BeforeBin == "" {
+			fmt.Fprintf(stderr, "gatebench: no -before-bin: %s left out (make bench builds and passes it)\n", r.ID)
+			continue
+		}
+		if len(cfg.Rows) == 0 || contains(cfg.Rows, r.ID) {
+			selected = append(selected, r)
+		}
+	}
+	return selected
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -204,7 +235,7 @@ func (e *env) runOnce(ctx context.Context, r row, rep int) (runResult, error) {
 	if err != nil {
 		return res, err
 	}
-	l := r.load(e)
+	l := r.load(e, r)
 	if err := e.check(ctx, f.url, r, l); err != nil {
 		return res, err
 	}

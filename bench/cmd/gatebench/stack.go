@@ -20,6 +20,7 @@ import (
 // each run of a row starts its own proxy in front of them on proxyAddr (a
 // fixed address, because tokens name it as issuer and audience).
 type stack struct {
+	bin             string // where its authsvc, backend and proxy come from
 	stops           []func()
 	pgPID, redisPID int
 	auth, backend   *proc
@@ -45,10 +46,12 @@ func (s *stack) stop() {
 }
 
 // startStack starts Postgres and Redis with kit (private, free loopback
-// ports, throwaway directories swept if we die), then authsvc and backend as
-// e2e does, and creates the users and todos the rows need.
-func startStack(ctx context.Context, e *env) (*stack, error) {
-	s := &stack{}
+// ports, throwaway directories swept if we die), then authsvc and backend
+// from bin as e2e does, and creates the users and todos the rows need. The
+// *-before rows get a second stack of their own, from -before-bin, so the
+// two never share a database, a Redis or a process's CPU count.
+func startStack(ctx context.Context, e *env, bin string) (*stack, error) {
+	s := &stack{bin: bin}
 	pg, stopPG, err := testenv.StartPostgres()
 	if err != nil {
 		return s, fmt.Errorf("postgres: %w", err)
@@ -96,13 +99,13 @@ func startStack(ctx context.Context, e *env) (*stack, error) {
 	if !e.cfg.ProdArgon {
 		authEnv = append(authEnv, "PASSWORD_HASH_MEMORY_KIB=1024", "PASSWORD_HASH_ITERATIONS=1")
 	}
-	if s.auth, err = startProc("authsvc", e.work, filepath.Join(e.cfg.Bin, "authsvc"), nil, authEnv); err != nil {
+	if s.auth, err = startProc("authsvc", e.work, filepath.Join(bin, "authsvc"), nil, authEnv); err != nil {
 		return s, err
 	}
 	if err := s.auth.waitHTTP(ctx, "http://"+authAddr+"/readyz", http.StatusOK, 30*time.Second); err != nil {
 		return s, err
 	}
-	s.backend, err = startProc("backend", e.work, filepath.Join(e.cfg.Bin, "backend"), nil, append([]string{
+	s.backend, err = startProc("backend", e.work, filepath.Join(bin, "backend"), nil, append([]string{
 		"BACKEND_ADDR=" + backAddr, "BACKEND_METRICS_ADDR=" + backMetrics,
 		"DATABASE_URL=" + pg.URL("todos"), "LOG_LEVEL=" + e.cfg.LogLevel,
 	}, e.cfg.BackendEnv...)) // last, so an experiment's value wins
@@ -213,17 +216,25 @@ func post(ctx context.Context, url, body string, want int, headers map[string]st
 // (JWKS from authsvc, Redis rate limits), with AUTH_RATE_LIMIT high enough
 // that the sign-in row measures sign-in, not the limiter.
 func startStackProxy(ctx context.Context, e *env, r row) (*front, error) {
-	return startProxyFor(ctx, e, r, "http://"+e.stack.backendAddr)
+	s := e.stackFor(r)
+	return startProxyFor(ctx, e, s, r, "http://"+s.backendAddr)
+}
+
+// stackFor is the stack row r runs on: the before stack for the *-before rows.
+func (e *env) stackFor(r row) *stack {
+	if r.Before {
+		return e.before
+	}
+	return e.stack
 }
 
 // startProxyFor is startStackProxy with another backend (fastapi.go).
-func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*front, error) {
-	s := e.stack
+func startProxyFor(ctx context.Context, e *env, s *stack, r row, backendURL string) (*front, error) {
 	metricsEnv, pprofURL, err := e.metricsEnv(r)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("proxy", e.work, filepath.Join(e.cfg.Bin, "proxy"), nil, append(append(metricsEnv,
+	p, err := startProc("proxy", e.work, filepath.Join(s.bin, "proxy"), nil, append(append(metricsEnv,
 		"PROXY_ADDR="+s.proxyAddr,
 		"BACKEND_URL="+backendURL, "AUTHSVC_URL=http://"+s.authAddr,
 		"JWKS_URL=http://"+s.authAddr+"/api/auth/jwks",
@@ -241,17 +252,17 @@ func startProxyFor(ctx context.Context, e *env, r row, backendURL string) (*fron
 	return f, p.waitHTTP(ctx, f.url+"/readyz", http.StatusOK, 15*time.Second)
 }
 
-func listLoad(e *env) load {
+func listLoad(e *env, r row) load {
 	return load{Method: "GET", Path: "/api/v1/todos",
-		Headers: map[string]string{"Authorization": "Bearer " + e.stack.listToken}}
+		Headers: map[string]string{"Authorization": "Bearer " + e.stackFor(r).listToken}}
 }
 
-func createLoad(e *env) load {
+func createLoad(e *env, r row) load {
 	return load{Method: "POST", Path: "/api/v1/todos", Body: `{"title":"created by gatebench"}`,
-		Headers: map[string]string{"Authorization": "Bearer " + e.stack.writerToken, "Content-Type": "application/json"}}
+		Headers: map[string]string{"Authorization": "Bearer " + e.stackFor(r).writerToken, "Content-Type": "application/json"}}
 }
 
-func signinLoad(e *env) load {
+func signinLoad(e *env, _ row) load {
 	body, _ := json.Marshal(map[string]string{"email": e.stack.email, "password": e.stack.password})
 	return load{Method: "POST", Path: "/api/auth/sign-in/email", Body: string(body),
 		Headers: map[string]string{"Content-Type": "application/json", "Origin": e.stack.baseURL}}
