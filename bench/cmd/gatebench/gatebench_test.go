@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"net/http/pprof"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +205,30 @@ func TestBeforeTargets(t *testing.T) {
 	}
 	if tg := got["create"]; tg.Verdict != "MISS" || math.Abs(tg.Value-1.9) > 1e-9 {
 		t.Errorf("create target %+v: want MISS at 1.9× (the median of per-repetition ratios)", tg)
+	}
+}
+
+// Two children with one name: childByComm finds each once the other is
+// excluded (the *-before rows' Postgres is not the first stack's).
+func TestChildByCommExcludes(t *testing.T) {
+	var pids []int
+	for range 2 {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		pids = append(pids, cmd.Process.Pid)
+	}
+	first, err := childByComm("sleep")
+	if err != nil || !slices.Contains(pids, first) {
+		t.Fatalf("childByComm(sleep) = %d, %v; want one of %v", first, err, pids)
+	}
+	second, err := childByComm("sleep", first)
+	if err != nil || second == first || !slices.Contains(pids, second) {
+		t.Fatalf("childByComm(sleep, %d) = %d, %v; want the other of %v", first, second, err, pids)
+	}
+	if _, err := childByComm("sleep", pids...); err == nil {
+		t.Errorf("childByComm(sleep, both) found a third")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,12 +213,12 @@ func treePIDs(root int) []int {
 
 // childByComm finds a direct child of ours named comm (the postmaster and
 // redis-server that kit/devenv starts), whose pid devenv does not expose.
-func childByComm(comm string) (int, error) {
+func childByComm(comm string, not ...int) (int, error) {
 	me := os.Getpid()
 	for pid, st := range allStats() {
-		if st.ppid == me && st.comm == comm {
+		if st.ppid == me && st.comm == comm && !slices.Contains(not, pid) {
 			return pid, nil
 		}
 	}
-	return 0, fmt.Errorf("no child process named %q", comm)
+	return 0, fmt.Errorf("no child process named %q (other than %v)", comm, not)
 }

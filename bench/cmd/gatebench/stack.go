@@ -63,10 +63,16 @@ func startStack(ctx context.Context, e *env, bin string) (*stack, error) {
 	}
 	s.stops = append(s.stops, stopRedis)
 	s.redisURL = rd.URL()
-	if s.pgPID, err = childByComm("postgres"); err != nil {
+	// The before stack's servers are children of ours too: never count
+	// the first stack's Postgres or Redis as its.
+	var taken []int
+	if e.stack != nil {
+		taken = []int{e.stack.pgPID, e.stack.redisPID}
+	}
+	if s.pgPID, err = childByComm("postgres", taken...); err != nil {
 		return s, err
 	}
-	if s.redisPID, err = childByComm("redis-server"); err != nil {
+	if s.redisPID, err = childByComm("redis-server", taken...); err != nil {
 		return s, err
 	}
 	for _, db := range []string{"auth", "todos", "fastapi"} {
