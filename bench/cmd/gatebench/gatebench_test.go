@@ -232,3 +232,17 @@ func TestChildByCommExcludes(t *testing.T) {
 		t.Errorf("childByComm(sleep, both) found a third")
 	}
 }
+
+// The floor line adds hs256's proxy and upstream CPU to list50's Postgres
+// share, and is left out when either row did not run.
+func TestFloorLine(t *testing.T) {
+	hs := rowSummary{ID: "hs256", RPS: stat{N: 1}, ProxyCPU: stat{Median: 100, N: 1}, OtherCPU: stat{Median: 50, N: 1}}
+	list := rowSummary{ID: "list50", RPS: stat{N: 1}, Parts: map[string]stat{"postgres": {Median: 110, N: 1}}}
+	got := floorLine([]rowSummary{hs, list})
+	if !strings.Contains(got, "costs 150 µs of CPU (proxy 100, upstream 50)") || !strings.Contains(got, "(110 µs) that is 260 µs") {
+		t.Errorf("floorLine = %q", got)
+	}
+	if got := floorLine([]rowSummary{list}); got != "" {
+		t.Errorf("without hs256: %q, want nothing", got)
+	}
+}

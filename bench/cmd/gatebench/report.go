@@ -376,6 +376,7 @@ func (r *report) markdown() string {
 			}
 			fmt.Fprintf(&b, " %.1f | %.1f |\n", s.ProxyCPU.Median+s.OtherCPU.Median, s.WrkCPU.Median)
 		}
+		b.WriteString(floorLine(r.Rows))
 	}
 
 	b.WriteString("\nRatios, taken within each repetition, then the median (min–max):\n\n")
@@ -450,4 +451,27 @@ func totalCPURatio(a, b *rowSummary) stat {
 		xs = append(xs, (x.ProxyCPUus+x.OtherCPUus)/(y.ProxyCPUus+y.OtherCPUus))
 	}
 	return summarize(xs)
+}
+
+// floorLine says what the list50 CPU target is up against in this run: a
+// request that does no work at all, through our proxy (hs256: cached token,
+// ~100-byte answer) to the trivial upstream, plus Postgres's share of a
+// list50 request. Empty unless both rows ran.
+func floorLine(rows []rowSummary) string {
+	var hs, list *rowSummary
+	for i := range rows {
+		switch rows[i].ID {
+		case "hs256":
+			hs = &rows[i]
+		case "list50":
+			list = &rows[i]
+		}
+	}
+	if hs == nil || list == nil || hs.RPS.N == 0 || list.RPS.N == 0 {
+		return ""
+	}
+	pg := list.Parts["postgres"].Median
+	nothing := hs.ProxyCPU.Median + hs.OtherCPU.Median
+	return fmt.Sprintf("\nFloor in this run: a request that does no work, through our proxy to the trivial upstream (`hs256`), costs %.0f µs of CPU (proxy %.0f, upstream %.0f); with Postgres's share of a `list50` request (%.0f µs) that is %.0f µs before the backend does anything or the proxy carries the 7 KB page.\n",
+		nothing, hs.ProxyCPU.Median, hs.OtherCPU.Median, pg, nothing+pg)
 }
