@@ -94,10 +94,11 @@ fmt: ## gofmt -w every module
 # that writes nothing.
 BENCH_ARGS ?=
 BENCH_BEFORE_REV ?= b1d2d63
-BENCH_BEFORE_DIR ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/gatehouse/bench-before-$(BENCH_BEFORE_REV)
+BENCH_BEFORE_DIR ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/gatehouse/bench-before-$$(git rev-parse --short=12 '$(BENCH_BEFORE_REV)^{commit}' 2>/dev/null || echo '$(BENCH_BEFORE_REV)')-$$(go env GOVERSION)
 bench: build ## side-by-side load benchmark table (about 8 min; BENCH_ARGS=-quick)
-	bench/build-before.sh $(BENCH_BEFORE_REV) "$(BENCH_BEFORE_DIR)"
-	cd bench && go run ./cmd/gatebench -bin ../bin -before-bin "$(BENCH_BEFORE_DIR)" $(BENCH_ARGS)
+	d="$(BENCH_BEFORE_DIR)"; case "$$d" in /*) ;; *) d="$$PWD/$$d";; esac; \
+	bench/build-before.sh $(BENCH_BEFORE_REV) "$$d" && \
+	cd bench && go run ./cmd/gatebench -bin ../bin -before-bin "$$d" $(BENCH_ARGS)
 
 # The Go micro-benchmarks (benchstat-friendly: -count 6).
 bench-go: build ## the Go micro-benchmarks, -count 6 for benchstat

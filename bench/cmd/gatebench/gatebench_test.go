@@ -246,3 +246,54 @@ func TestFloorLine(t *testing.T) {
 		t.Errorf("without hs256: %q, want nothing", got)
 	}
 }
+
+// Odd repetitions run each *-before row just before its row; even ones
+// keep table order; rows without a before twin never move.
+func TestOrderFor(t *testing.T) {
+	var sel []row
+	for _, id := range []string{"bare", "list50", "list50-before", "fastapi-seed", "create", "create-before", "signin"} {
+		r, ok := rowByID(id)
+		if !ok {
+			t.Fatalf("no row %s", id)
+		}
+		sel = append(sel, r)
+	}
+	ids := func(rs []row) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, r.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	if got := ids(orderFor(sel, 0)); got != "bare,list50,list50-before,fastapi-seed,create,create-before,signin" {
+		t.Errorf("rep 0: %s", got)
+	}
+	if got := ids(orderFor(sel, 1)); got != "bare,list50-before,list50,fastapi-seed,create-before,create,signin" {
+		t.Errorf("rep 1: %s", got)
+	}
+	if got := ids(sel); got != "bare,list50,list50-before,fastapi-seed,create,create-before,signin" {
+		t.Errorf("orderFor changed its argument: %s", got)
+	}
+}
+
+// A *-before row's proxy, token and binaries come from the before stack.
+func TestBeforeRowsUseTheBeforeStack(t *testing.T) {
+	e := &env{stack: &stack{bin: "now", listToken: "now-list", writerToken: "now-writer"},
+		before: &stack{bin: "then", listToken: "then-list", writerToken: "then-writer"}}
+	for _, tt := range []struct {
+		id, bin, auth string
+	}{
+		{"list50", "now", "Bearer now-list"},
+		{"list50-before", "then", "Bearer then-list"},
+		{"create", "now", "Bearer now-writer"},
+		{"create-before", "then", "Bearer then-writer"},
+	} {
+		r, _ := rowByID(tt.id)
+		if got := e.stackFor(r).bin; got != tt.bin {
+			t.Errorf("%s runs on the %q stack, want %q", tt.id, got, tt.bin)
+		}
+		if got := r.load(e, r).Headers["Authorization"]; got != tt.auth {
+			t.Errorf("%s sends %q, want %q", tt.id, got, tt.auth)
+		}
+	}
+}

@@ -429,6 +429,9 @@ func (r *report) write(dir, md string) error {
 // beforeRev names the commit the *-before rows' services were built from:
 // bench/build-before.sh leaves it in REV beside them.
 func beforeRev(dir string) string {
+	if dir == "" {
+		return "none: no -before-bin"
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "REV"))
 	if rev := strings.TrimSpace(string(b)); err == nil && rev != "" {
 		return rev

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	results := map[string][]runResult{}
 	var runErrs []error
 	for rep := range cfg.Reps {
-		for _, r := range selected {
+		for _, r := range orderFor(selected, rep) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -191,6 +191,23 @@ func selectRows(cfg config, stderr io.Writer) []row {
 		}
 	}
 	return selected
+}
+
+// orderFor is the order of repetition rep: table order, except that on odd
+// repetitions each *-before row runs just before its row instead of just
+// after, so neither side of a pair always runs after the same neighbour.
+func orderFor(selected []row, rep int) []row {
+	order := append([]row(nil), selected...)
+	if rep%2 == 0 {
+		return order
+	}
+	for i := 0; i+1 < len(order); i++ {
+		if order[i+1].Before && order[i+1].ID == order[i].ID+"-before" {
+			order[i], order[i+1] = order[i+1], order[i]
+			i++
+		}
+	}
+	return order
 }
 
 func contains(list []string, s string) bool {
