@@ -76,8 +76,9 @@ const maxResponseHeaderBytes = 1 << 20
 // newTransport is the connection pool to one upstream: keep-alive sized for
 // a sidecar under load, bounded dial and handshake, and UPSTREAM_TIMEOUT for
 // the response headers (a stream may take longer once it has started).
-// Bodiless GETs and HEADs, nearly all of an API's reads, run on the
-// request's own goroutine (h1); the rest go through net/http's Transport.
+// Requests with no body or a small one of declared length (h1.MaxBody),
+// nearly every API call, run on the request's own goroutine (h1); the rest
+// go through net/http's Transport.
 func newTransport(timeout time.Duration) *h1.Transport {
 	dial := (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	const maxIdle, idleTimeout = 512, 90 * time.Second

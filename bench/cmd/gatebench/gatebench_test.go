@@ -176,8 +176,9 @@ func TestBeforeTargets(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "REV"), []byte("abc1234\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := func(rps, cpu float64) runResult {
-		return runResult{RPS: rps, ProxyCPUus: cpu / 2, OtherCPUus: cpu / 2, Wrk: wrkResult{Requests: 1}}
+	// Every run's proxy costs 100 µs: the CPU ratio must count the rest too.
+	res := func(rps, cpu float64) runResult {
+		return runResult{RPS: rps, ProxyCPUus: 100, OtherCPUus: cpu - 100, Wrk: wrkResult{Requests: 1}}
 	}
 	var sel []row
 	for _, id := range []string{"list50", "create", "list50-before", "create-before"} {
@@ -186,12 +187,12 @@ func TestBeforeTargets(t *testing.T) {
 	}
 	results := map[string][]runResult{
 		// list50: 2.6× and 2.4× in the two repetitions, 3.0× the third: median 2.6, PASS.
-		"list50":        {run(2600, 300), run(2400, 300), run(3000, 300)},
-		"list50-before": {run(1000, 600), run(1000, 600), run(1000, 600)},
+		"list50":        {res(2600, 300), res(2400, 300), res(3000, 300)},
+		"list50-before": {res(1000, 600), res(1000, 600), res(1000, 600)},
 		// create: 2.0×, 1.9× and 1.5× by repetition (median 1.9, MISS),
 		// though the ratio of the medians, 2000 over 1000, would pass.
-		"create":        {run(2000, 400), run(1900, 400), run(3000, 400)},
-		"create-before": {run(1000, 500), run(1000, 500), run(2000, 500)},
+		"create":        {res(2000, 400), res(1900, 400), res(3000, 400)},
+		"create-before": {res(1000, 500), res(1000, 500), res(2000, 500)},
 	}
 	rep := buildReport(config{BeforeBin: dir}, sel, results, nil)
 	got := map[string]target{}

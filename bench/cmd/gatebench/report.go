@@ -69,6 +69,9 @@ type ratio struct {
 	CPU stat `json:"proxy_cpu_ratio"`
 	// RSS is A's proxy peak RSS over B's, run by run.
 	RSS stat `json:"proxy_peak_rss_ratio"`
+	// TotalCPU is A's CPU per request over B's counting every process
+	// (proxy and upstream, or the whole stack), run by run.
+	TotalCPU stat `json:"total_cpu_ratio"`
 }
 
 type target struct {
@@ -137,7 +140,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		if ra == nil || rb == nil {
 			return ratio{}, false
 		}
-		var rs, ds, cs, ms []float64
+		var rs, ds, cs, ms, ts []float64
 		for i := range min(len(ra.Runs), len(rb.Runs)) {
 			x, y := ra.Runs[i], rb.Runs[i]
 			if x.Err != "" || y.Err != "" || y.RPS == 0 {
@@ -151,11 +154,14 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 			if y.PeakRSS > 0 {
 				ms = append(ms, float64(x.PeakRSS)/float64(y.PeakRSS))
 			}
+			if yt := y.ProxyCPUus + y.OtherCPUus; yt > 0 {
+				ts = append(ts, (x.ProxyCPUus+x.OtherCPUus)/yt)
+			}
 		}
 		if len(rs) == 0 {
 			return ratio{}, false
 		}
-		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds), CPU: summarize(cs), RSS: summarize(ms)}, true
+		return ratio{A: a, B: b, Name: a + " / " + b, RPS: summarize(rs), P99DeltaMS: summarize(ds), CPU: summarize(cs), RSS: summarize(ms), TotalCPU: summarize(ts)}, true
 	}
 	comparisons := [][2]string{
 		{"bare", "direct"}, {"nginx", "bare"},
@@ -249,7 +255,7 @@ func buildReport(cfg config, selected []row, results map[string][]runResult, m m
 		if r, ok := ratios[g.id+" / "+g.id+"-before"]; ok {
 			t.Value = r.RPS.Median
 			t.Measured = fmt.Sprintf("%.2f× (%.2f–%.2f)", r.RPS.Median, r.RPS.Min, r.RPS.Max)
-			if c := totalCPURatio(byID[g.id], byID[g.id+"-before"]); c.N > 0 {
+			if c := r.TotalCPU; c.N > 0 {
 				t.Measured += fmt.Sprintf(", CPU per request %.2f× (%.2f–%.2f)", c.Median, c.Min, c.Max)
 			}
 			t.Verdict = verdict(r.RPS.Median >= g.mul)
@@ -437,23 +443,6 @@ func beforeRev(dir string) string {
 		return rev
 	}
 	return dir
-}
-
-// totalCPURatio is a's CPU per request over b's, proxy and the rest of the
-// stack together, repetition by repetition.
-func totalCPURatio(a, b *rowSummary) stat {
-	if a == nil || b == nil {
-		return stat{}
-	}
-	var xs []float64
-	for i := range min(len(a.Runs), len(b.Runs)) {
-		x, y := a.Runs[i], b.Runs[i]
-		if x.Err != "" || y.Err != "" || y.ProxyCPUus+y.OtherCPUus == 0 {
-			continue
-		}
-		xs = append(xs, (x.ProxyCPUus+x.OtherCPUus)/(y.ProxyCPUus+y.OtherCPUus))
-	}
-	return summarize(xs)
 }
 
 // floorLine says what the list50 CPU target is up against in this run: a
